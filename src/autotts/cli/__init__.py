@@ -1,0 +1,1 @@
+"""The ``autotts`` command line (Typer + rich); the only place that prints."""

@@ -1,0 +1,1 @@
+"""``autotts store ...`` commands (import, info, validate)."""

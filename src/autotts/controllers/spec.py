@@ -1,0 +1,136 @@
+"""Controller specs: ``name[:key=value,...]`` or ``path/file.py:Class[:key=value,...]``.
+
+A spec is parsed once into a :class:`ControllerSpec`, which builds fresh controller
+instances and gives the label used in tables and JSON records.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from autotts.controllers.base import Controller, registry
+from autotts.errors import ControllerSpecError
+
+
+def parse_value(text: str) -> Any:
+    """Turn ``"64"``, ``"0.95"``, ``"true"`` into int, float, bool; anything else stays a string."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_params(text: str, *, spec: str) -> dict[str, Any]:
+    """Parse ``k=v,k2=v2`` into a dict; a malformed item raises ControllerSpecError."""
+    params: dict[str, Any] = {}
+    if not text.strip():
+        return params
+    for item in text.split(","):
+        if "=" not in item:
+            raise ControllerSpecError(
+                f"controller spec {spec!r}: parameter {item!r} is not key=value (example: sc:n=64)"
+            )
+        key, value = item.split("=", 1)
+        key = key.strip().replace("-", "_")
+        if not key.isidentifier():
+            raise ControllerSpecError(f"controller spec {spec!r}: {key!r} is not a valid parameter name")
+        params[key] = parse_value(value.strip())
+    return params
+
+
+def format_params(params: dict[str, Any]) -> str:
+    """Inverse of :func:`parse_params` for display: ``k=v,k2=v2``."""
+    return ",".join(f"{k}={v}" for k, v in params.items())
+
+
+@dataclass(frozen=True)
+class ControllerSpec:
+    """A parsed controller spec: a registered name or a file + class, plus parameters."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+    class_name: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ControllerSpec:
+        """Parse a spec string; unknown names raise ControllerSpecError listing the known ones."""
+        text = text.strip()
+        if not text:
+            raise ControllerSpecError("empty controller spec; try 'sc:n=64' or 'path/file.py:Class'")
+        parts = text.split(":")
+        if parts[0].endswith(".py"):
+            if len(parts) < 2 or not parts[1]:
+                raise ControllerSpecError(
+                    f"controller spec {text!r}: name the class too, as {parts[0]}:ClassName[:k=v,...]"
+                )
+            params = parse_params(":".join(parts[2:]), spec=text)
+            return cls(name=parts[1], params=params, path=parts[0], class_name=parts[1])
+        name = parts[0].strip().lower()
+        known = registry()
+        if name not in known:
+            raise ControllerSpecError(
+                f"unknown controller {name!r}; known: {', '.join(sorted(known))} "
+                "(or give path/to/file.py:ClassName)"
+            )
+        params = parse_params(":".join(parts[1:]), spec=text)
+        return cls(name=name, params=params)
+
+    def with_params(self, **extra: Any) -> ControllerSpec:
+        """A copy with some parameters added or replaced."""
+        return ControllerSpec(self.name, {**self.params, **extra}, self.path, self.class_name)
+
+    @property
+    def label(self) -> str:
+        """Short display label, e.g. ``sc(n=64)`` or ``cmc(beta=0.5)``."""
+        return f"{self.name}({format_params(self.params)})" if self.params else self.name
+
+    def accepts(self, param: str) -> bool:
+        """Whether the controller takes a parameter of this name (e.g. ``beta``)."""
+        try:
+            factory = self._factory()
+        except ControllerSpecError:
+            return False
+        try:
+            sig = inspect.signature(factory)
+        except (TypeError, ValueError):
+            return False
+        return param in sig.parameters or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()
+        )
+
+    def _factory(self) -> Any:
+        if self.path is not None:
+            from autotts.controllers.loader import load_controller_class
+
+            return load_controller_class(self.path, self.class_name or self.name)
+        return registry()[self.name]
+
+    def build(self) -> Controller:
+        """A fresh controller instance with this spec's parameters."""
+        factory = self._factory()
+        if self.path is not None:
+            from autotts.controllers.loader import instantiate
+
+            return instantiate(factory, self.params, spec=self.label)
+        try:
+            return factory(**self.params)  # type: ignore[no-any-return]
+        except TypeError as exc:
+            try:
+                allowed = ", ".join(inspect.signature(factory).parameters)
+            except (TypeError, ValueError):
+                allowed = "?"
+            raise ControllerSpecError(
+                f"controller {self.label}: {exc}; its parameters are: {allowed or '(none)'}"
+            ) from None
+        except ValueError as exc:
+            raise ControllerSpecError(f"controller {self.label}: {exc}") from None

@@ -1,0 +1,158 @@
+"""Replay evaluation: run controllers on stores under a protocol and collect the arrays."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from autotts.controllers.spec import ControllerSpec
+from autotts.env.session import ReplaySession
+from autotts.errors import AutoTTSError, ConfigError, ControllerError
+from autotts.evaluation.protocols import Protocol
+from autotts.evaluation.results import CellResult, QuestionTrace
+from autotts.store.schema import ReplayStore
+
+log = logging.getLogger(__name__)
+
+#: Called after each finished cell with (cells done, cells total, the result).
+ProgressCallback = Callable[[int, int, CellResult], None]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of evaluation work: a store and a fully specified controller."""
+
+    store: ReplayStore
+    spec: ControllerSpec
+
+
+def expand_cells(
+    stores: Sequence[ReplayStore],
+    specs: Sequence[ControllerSpec],
+    betas: Sequence[float] | None = None,
+) -> list[Cell]:
+    """Every (store, controller, β) combination; β applies to controllers that take ``beta``."""
+    cells = []
+    for store in stores:
+        for spec in specs:
+            if betas and spec.accepts("beta") and "beta" not in spec.params:
+                cells.extend(Cell(store, spec.with_params(beta=float(b))) for b in betas)
+            else:
+                cells.append(Cell(store, spec))
+    return cells
+
+
+def run_cell(
+    store: ReplayStore,
+    spec: ControllerSpec,
+    *,
+    runs: int = 100,
+    protocol: Protocol | None = None,
+    record: bool = False,
+    quirks: bool = False,
+) -> CellResult:
+    """Evaluate one controller spec on one store for ``runs`` runs.
+
+    With ``record=True`` every episode's execution trace is kept in the result.
+    """
+    protocol = protocol or Protocol()
+    if runs < 1:
+        raise ConfigError(f"runs must be at least 1, got {runs}")
+    controller = spec.build()
+    replay = store.replay
+    golds = store.golds
+    nq = len(replay)
+    correct = np.zeros((runs, nq), dtype=bool)
+    cost = np.zeros((runs, nq), dtype=np.int64)
+    seq = np.zeros((runs, nq), dtype=np.int64)
+    answers: list[tuple[str | None, ...]] = []
+    traces: list[QuestionTrace] = []
+    t0 = time.perf_counter()
+    for r in range(runs):
+        run_answers: list[str | None] = []
+        for qi, q in enumerate(replay):
+            session = ReplaySession(q, protocol.order(q.n_branches, r), record=record, quirks=quirks)
+            try:
+                answer = controller.solve(session)
+            except AutoTTSError as exc:
+                raise ControllerError(
+                    f"controller {spec.label} failed on {store.name} question {qi} (run {r}): {exc}",
+                    controller=spec.label,
+                    question=qi,
+                ) from exc
+            except Exception as exc:
+                raise ControllerError(
+                    f"controller {spec.label} raised {type(exc).__name__} on {store.name} "
+                    f"question {qi} (run {r}): {exc}",
+                    controller=spec.label,
+                    question=qi,
+                ) from exc
+            if answer is not None and not isinstance(answer, str):
+                answer = str(answer)
+            ok = answer is not None and answer == golds[qi]
+            correct[r, qi] = ok
+            cost[r, qi] = session.cost
+            seq[r, qi] = session.sequential_tokens
+            run_answers.append(answer)
+            if record:
+                traces.append(QuestionTrace(r, qi, answer, ok, session.trace, session.notes))
+        answers.append(tuple(run_answers))
+    return CellResult(
+        store=store.name,
+        model=store.meta.model,
+        benchmark=store.meta.benchmark,
+        controller=spec.name,
+        params=dict(spec.params),
+        protocol=protocol.label,
+        correct=correct,
+        cost=cost,
+        sequential=seq,
+        answers=tuple(answers),
+        traces=tuple(traces),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def evaluate(
+    stores: ReplayStore | Sequence[ReplayStore],
+    controllers: str | ControllerSpec | Iterable[str | ControllerSpec],
+    *,
+    betas: Sequence[float] | None = None,
+    runs: int = 100,
+    protocol: str | Protocol = "shuffle",
+    subsample_size: int = 64,
+    record: bool = False,
+    quirks: bool = False,
+    progress: ProgressCallback | None = None,
+) -> list[CellResult]:
+    """Evaluate controllers on stores under the reference protocol (or another).
+
+    ``controllers`` are specs (``"sc:n=64"``, ``"cmc"``, ``"file.py:Class"``) or parsed
+    :class:`ControllerSpec` objects. ``betas`` expands every controller that takes
+    ``beta`` into one cell per value. Returns one :class:`CellResult` per cell, in
+    store-major order.
+    """
+    store_list = [stores] if isinstance(stores, ReplayStore) else list(stores)
+    if isinstance(controllers, (str, ControllerSpec)):
+        controllers = [controllers]
+    specs = [c if isinstance(c, ControllerSpec) else ControllerSpec.parse(c) for c in controllers]
+    proto = protocol if isinstance(protocol, Protocol) else Protocol(protocol, subsample_size)
+    cells = expand_cells(store_list, specs, betas)
+    results = []
+    for done, cell in enumerate(cells, start=1):
+        result = run_cell(cell.store, cell.spec, runs=runs, protocol=proto, record=record, quirks=quirks)
+        log.info("%s on %s: %.2f%% / %.0f tokens", result.label, result.store, result.accuracy, result.tokens)
+        results.append(result)
+        if progress is not None:
+            progress(done, len(cells), result)
+    return results
+
+
+def records(results: Iterable[CellResult]) -> list[dict[str, Any]]:
+    """JSON records of many results."""
+    return [r.to_record() for r in results]
