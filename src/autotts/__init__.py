@@ -23,11 +23,14 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
-    from autotts.controllers import ControllerSpec
-    from autotts.env import ReplaySession
-    from autotts.errors import AutoTTSError
-    from autotts.evaluation import CellResult, evaluate
-    from autotts.store import ReplayStore, load_store, save_store
+    from autotts.controllers import ControllerSpec as ControllerSpec
+    from autotts.env import ReplaySession as ReplaySession
+    from autotts.errors import AutoTTSError as AutoTTSError
+    from autotts.evaluation import CellResult as CellResult
+    from autotts.evaluation import evaluate as evaluate
+    from autotts.store import ReplayStore as ReplayStore
+    from autotts.store import load_store as load_store
+    from autotts.store import save_store as save_store
 
 
 def __getattr__(name: str) -> Any:

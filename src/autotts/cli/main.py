@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import sys
 
+from rich.markup import escape
+
 from autotts.cli import demo_cmd, discover_cmd, eval_cmd, store_cmd, synth_cmd  # noqa: F401  (attach commands)
 from autotts.cli.app import app
 from autotts.cli.output import err
-from rich.markup import escape
 from autotts.errors import AutoTTSError, ConfigError, ControllerSpecError
 
 
@@ -21,9 +22,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (also used by tests)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        app(args=argv, standalone_mode=False)
-    except SystemExit as exc:  # typer.Exit inside standalone_mode=False surfaces as an exit code
-        return int(exc.code or 0)
+        app(args=argv, prog_name="autotts")  # standalone: usage errors print and exit 2
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except (ConfigError, ControllerSpecError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
         return 2
@@ -33,18 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            return int(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            err.print("aborted")
-            return 1
-        raise
     return 0
 
 

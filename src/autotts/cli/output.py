@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 from rich.markup import escape
-
-import sys
 
 # Rich falls back to 80 columns when output is not a terminal, which wraps result
 # tables into unreadable cells in logs and CI; use a wide fixed width there instead.

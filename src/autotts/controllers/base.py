@@ -40,6 +40,7 @@ class BetaController:
         raise NotImplementedError(f"{cls.__name__} must define schedule(beta)")
 
     def solve(self, session: ReplaySession) -> str | None:  # pragma: no cover - abstract
+        """Answer one question through ``session``."""
         raise NotImplementedError(f"{type(self).__name__} must define solve(session)")
 
 

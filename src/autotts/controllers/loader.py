@@ -58,7 +58,9 @@ def load_controller_class(path: str | Path, class_name: str) -> Any:
     module = load_module(path)
     cls = getattr(module, class_name, None)
     if cls is None or not inspect.isclass(cls):
-        classes = sorted(n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__)
+        classes = sorted(
+            n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__
+        )
         raise ControllerSpecError(
             f"controller file {str(path)!r} defines no class {class_name!r}; classes found: {', '.join(classes) or 'none'}"
         )

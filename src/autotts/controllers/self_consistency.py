@@ -17,6 +17,7 @@ class SelfConsistency:
         self.n = int(n)
 
     def solve(self, session: ReplaySession) -> str | None:
+        """Full-read ``n`` branches (fewer if the store runs out) and vote."""
         answers = []
         for _ in range(self.n):
             r = session.read()

@@ -121,7 +121,8 @@ class ControllerSpec:
         if self.path is not None:
             from autotts.controllers.loader import instantiate
 
-            return instantiate(factory, self.params, spec=self.label)
+            built: Controller = instantiate(factory, self.params, spec=self.label)
+            return built
         try:
             return factory(**self.params)  # type: ignore[no-any-return]
         except TypeError as exc:

@@ -79,21 +79,21 @@ class ReplaySession:
     """Replay of one question in one run's branch order (see the module docstring)."""
 
     __slots__ = (
-        "_q",
-        "_order",
-        "_n_total",
-        "_n_open",
-        "_cursor",
-        "_spent",
         "_charged",
-        "_finished",
-        "_pruned",
-        "_latest",
         "_cost",
-        "_record",
+        "_cursor",
         "_events",
+        "_finished",
+        "_latest",
+        "_n_open",
+        "_n_total",
         "_notes",
+        "_order",
+        "_pruned",
+        "_q",
         "_quirks",
+        "_record",
+        "_spent",
     )
 
     def __init__(
@@ -135,7 +135,11 @@ class ReplaySession:
 
     def advance(self, branch: int) -> Reveal:
         """Advance an opened, live branch by one interval and reveal its latest answer."""
-        if not (0 <= branch < self._n_open) or self._finished[branch] or self._pruned[branch]:
+        try:
+            ok = 0 <= branch < self._n_open and not self._finished[branch] and not self._pruned[branch]
+        except TypeError:
+            ok = False
+        if not ok:
             self._check_advance(branch)
         return self._step(branch, ADVANCE)
 

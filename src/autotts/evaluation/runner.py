@@ -37,7 +37,7 @@ def expand_cells(
     betas: Sequence[float] | None = None,
 ) -> list[Cell]:
     """Every (store, controller, β) combination; β applies to controllers that take ``beta``."""
-    cells = []
+    cells: list[Cell] = []
     for store in stores:
         for spec in specs:
             if betas and spec.accepts("beta") and "beta" not in spec.params:
@@ -118,6 +118,57 @@ def run_cell(
     )
 
 
+def cell_key(store: str, controller: str, params: dict[str, Any], protocol: str, runs: int) -> str:
+    """Identity of a cell in streamed results, used by ``--resume`` to skip finished cells."""
+    import json
+
+    return json.dumps([store, controller, params, protocol, runs], sort_keys=True, default=str)
+
+
+def evaluate_cells(
+    cells: Sequence[Cell],
+    *,
+    runs: int = 100,
+    protocol: Protocol | None = None,
+    record: bool = False,
+    quirks: bool = False,
+    backend: str = "processes",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[CellResult]:
+    """Evaluate prepared cells on a backend; results come back in cell order.
+
+    ``progress`` is called as each cell finishes (in completion order), which is where
+    callers stream results to disk.
+    """
+    from autotts.evaluation.backends import RunOptions, run_tasks
+
+    if runs < 1:
+        raise ConfigError(f"runs must be at least 1, got {runs}")
+    options = RunOptions(runs=runs, protocol=protocol or Protocol(), record=record, quirks=quirks)
+    stores: list[ReplayStore] = []
+    index: dict[int, int] = {}
+    tasks = []
+    for cell in cells:
+        sid = id(cell.store)
+        if sid not in index:
+            index[sid] = len(stores)
+            stores.append(cell.store)
+            cell.store.replay  # noqa: B018  (intern once here, before workers fork)
+        cell.spec.build()  # fail fast on a bad spec, before any worker starts
+        tasks.append((index[sid], cell.spec))
+    results: list[CellResult | None] = [None] * len(cells)
+    for done, (i, result) in enumerate(
+        run_tasks(stores, tasks, options, backend=backend, workers=workers, address=address), start=1
+    ):
+        results[i] = result
+        log.info("%s on %s: %.2f%% / %.0f tokens", result.label, result.store, result.accuracy, result.tokens)
+        if progress is not None:
+            progress(done, len(cells), result)
+    return [r for r in results if r is not None]
+
+
 def evaluate(
     stores: ReplayStore | Sequence[ReplayStore],
     controllers: str | ControllerSpec | Iterable[str | ControllerSpec],
@@ -128,14 +179,18 @@ def evaluate(
     subsample_size: int = 64,
     record: bool = False,
     quirks: bool = False,
+    backend: str = "processes",
+    workers: int | None = None,
+    address: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> list[CellResult]:
     """Evaluate controllers on stores under the reference protocol (or another).
 
     ``controllers`` are specs (``"sc:n=64"``, ``"cmc"``, ``"file.py:Class"``) or parsed
     :class:`ControllerSpec` objects. ``betas`` expands every controller that takes
-    ``beta`` into one cell per value. Returns one :class:`CellResult` per cell, in
-    store-major order.
+    ``beta`` into one cell per value. Cells run on ``backend`` (``serial``,
+    ``processes`` = all cores by default, or ``ray``); results are identical on all of
+    them. Returns one :class:`CellResult` per cell, in store-major order.
     """
     store_list = [stores] if isinstance(stores, ReplayStore) else list(stores)
     if isinstance(controllers, (str, ControllerSpec)):
@@ -143,14 +198,17 @@ def evaluate(
     specs = [c if isinstance(c, ControllerSpec) else ControllerSpec.parse(c) for c in controllers]
     proto = protocol if isinstance(protocol, Protocol) else Protocol(protocol, subsample_size)
     cells = expand_cells(store_list, specs, betas)
-    results = []
-    for done, cell in enumerate(cells, start=1):
-        result = run_cell(cell.store, cell.spec, runs=runs, protocol=proto, record=record, quirks=quirks)
-        log.info("%s on %s: %.2f%% / %.0f tokens", result.label, result.store, result.accuracy, result.tokens)
-        results.append(result)
-        if progress is not None:
-            progress(done, len(cells), result)
-    return results
+    return evaluate_cells(
+        cells,
+        runs=runs,
+        protocol=proto,
+        record=record,
+        quirks=quirks,
+        backend=backend,
+        workers=workers,
+        address=address,
+        progress=progress,
+    )
 
 
 def records(results: Iterable[CellResult]) -> list[dict[str, Any]]:

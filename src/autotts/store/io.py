@@ -28,7 +28,7 @@ def load_store(
     if p.suffix == NATIVE_SUFFIX:
         from autotts.store.parquet import read_parquet
 
-        store = read_parquet(p)
+        store: ReplayStore = read_parquet(p)
         if model or benchmark:
             from dataclasses import replace
 
@@ -73,7 +73,9 @@ def find_stores(path: str | os.PathLike[str]) -> list[Path]:
         return [p]
     if p.is_dir():
         found = sorted(
-            f for f in p.rglob("*") if f.is_file() and f.suffix in (NATIVE_SUFFIX, JSON_SUFFIX) and not f.name.startswith(".")
+            f
+            for f in p.rglob("*")
+            if f.is_file() and f.suffix in (NATIVE_SUFFIX, JSON_SUFFIX) and not f.name.startswith(".")
         )
         if not found:
             raise StoreNotFoundError("the directory holds no .parquet or .json store", path=str(p))
