@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,6 +12,9 @@ from rich.table import Table
 from autotts.cli.app import app
 from autotts.cli.output import err, out
 from autotts.errors import ConfigError
+
+if TYPE_CHECKING:
+    from autotts.evaluation.presets import PaperTable
 
 
 def _parse_betas(values: list[str] | None) -> list[float] | None:
@@ -57,6 +60,21 @@ def results_table(results: list, title: str | None = None) -> Table:  # type: ig
     return table
 
 
+def paper_layout_table(table: PaperTable, title: str | None = None) -> Table:
+    """Render the paper-layout table (rows = methods; accuracy and tokens per store; held-out average)."""
+    if table.model is not None:
+        title = f"{table.model} · {title}" if title else table.model
+    rich_table = Table(title=title, caption=table.caption(), show_lines=False)
+    for i, name in enumerate(table.header()):
+        if i == 0:
+            rich_table.add_column(name, justify="left", no_wrap=True)
+        else:
+            rich_table.add_column(name, justify="right")
+    for row in table.text_rows():
+        rich_table.add_row(*row)
+    return rich_table
+
+
 @app.command("eval")
 def eval_command(
     store: Annotated[
@@ -80,6 +98,21 @@ def eval_command(
         bool, typer.Option("--quirks", help="Reproduce the original code base's accounting quirks (compat mode).")
     ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON records to this file.")] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="Evaluate a paper preset (paper-main, paper-curves) and print the paper-layout table.",
+        ),
+    ] = None,
+    search_store: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--search-store",
+            help="With --preset: store (model/benchmark) or benchmark the controller search used, left out of "
+            "the held-out average; repeatable; 'none' = every store is held out. Default: benchmark aime24.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate controllers on replay stores with zero LLM calls."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -87,10 +120,18 @@ def eval_command(
     from autotts._atomic import write_text_atomic
     from autotts.controllers.spec import ControllerSpec
     from autotts.evaluation import Protocol, evaluate, records
+    from autotts.evaluation.presets import paper_tables, preset_specs
     from autotts.store import load_stores
 
-    specs = [ControllerSpec.parse(c) for c in (controller or ["sc:n=64"])]
     betas = _parse_betas(beta)
+    if preset is not None:
+        if betas:
+            raise ConfigError("--beta does not combine with --preset (the preset fixes its own β values)")
+        specs = preset_specs(preset) + [ControllerSpec.parse(c) for c in controller or []]
+    else:
+        if search_store:
+            raise ConfigError("--search-store only applies to the paper-layout table of --preset")
+        specs = [ControllerSpec.parse(c) for c in (controller or ["sc:n=64"])]
     proto = Protocol(protocol, subsample_size)
     stores = load_stores(store)
     with Progress(
@@ -107,7 +148,12 @@ def eval_command(
             bar.update(task, completed=done, total=total)
 
         results = evaluate(stores, specs, betas=betas, runs=runs, protocol=proto, quirks=quirks, progress=progress)
-    out.print(results_table(results))
+    if preset is not None:
+        title = f"{preset} ({runs} runs, {proto.label})"
+        for table in paper_tables(results, search_store):
+            out.print(paper_layout_table(table, title=title))
+    else:
+        out.print(results_table(results))
     if json_out is not None:
         write_text_atomic(json_out, json.dumps(records(results), indent=2) + "\n")
         err.print(f"wrote {len(results)} records to {json_out}")

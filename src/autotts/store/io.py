@@ -28,15 +28,7 @@ def load_store(
     if p.suffix == NATIVE_SUFFIX:
         from autotts.store.parquet import read_parquet
 
-        store: ReplayStore = read_parquet(p)
-        if model or benchmark:
-            from dataclasses import replace
-
-            store = ReplayStore(
-                meta=replace(store.meta, model=model or store.meta.model, benchmark=benchmark or store.meta.benchmark),
-                questions=store.questions,
-            )
-        return store
+        return read_parquet(p, model=model, benchmark=benchmark)
     if p.suffix == JSON_SUFFIX:
         from autotts.store.autotts_json import read_autotts_json
 

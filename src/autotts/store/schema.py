@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from autotts.errors import StoreError
+
 #: Version of the schema written by this release; readers accept this and older ones.
 SCHEMA_VERSION = 1
 
@@ -123,6 +125,28 @@ class ReplayStore:
 
     def __len__(self) -> int:
         return len(self.questions)
+
+    @classmethod
+    def with_replay(
+        cls,
+        meta: StoreMeta,
+        questions: tuple[Question, ...],
+        replay: tuple[ReplayQuestion, ...],
+    ) -> ReplayStore:
+        """Build a store whose interned views are already known.
+
+        Readers of interned formats (the native Parquet file stores answer codes) hand
+        their views over here so that loading does not intern every question a second
+        time. The caller guarantees that ``replay[i]`` describes ``questions[i]`` with a
+        duplicate-free vocabulary; the views then behave exactly like computed ones.
+        """
+        store = cls(meta=meta, questions=questions)
+        if len(replay) != len(questions):
+            raise StoreError(f"{len(replay)} replay views given for {len(questions)} questions")
+        # cached_property stores its value in the instance dict; seeding it is the
+        # documented way to pre-compute one, and works on frozen dataclasses.
+        store.__dict__["_interned"] = (tuple(replay), tuple(q.gold for q in questions))
+        return store
 
     @cached_property
     def _interned(self) -> tuple[tuple[ReplayQuestion, ...], tuple[str, ...]]:
