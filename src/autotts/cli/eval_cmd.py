@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -78,9 +77,9 @@ def paper_layout_table(table: PaperTable, title: str | None = None) -> Table:
 @app.command("eval")
 def eval_command(
     store: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option("--store", "-s", help="Store file (.parquet/.json) or directory of stores; repeatable."),
-    ],
+    ] = None,
     controller: Annotated[
         list[str] | None,
         typer.Option(
@@ -91,13 +90,32 @@ def eval_command(
         list[str] | None,
         typer.Option("--beta", "-b", help="β values for controllers that take beta (repeatable or comma list)."),
     ] = None,
-    runs: Annotated[int, typer.Option("--runs", "-r", min=1, help="Runs (branch orders) per cell.")] = 100,
-    protocol: Annotated[str, typer.Option(help="Run protocol: shuffle (reference) or subsample.")] = "shuffle",
-    subsample_size: Annotated[int, typer.Option(help="Branches per run under --protocol subsample.")] = 64,
+    runs: Annotated[
+        int | None, typer.Option("--runs", "-r", min=1, help="Runs (branch orders) per cell [100].")
+    ] = None,
+    protocol: Annotated[
+        str | None, typer.Option(help="Run protocol: shuffle (reference) or subsample [shuffle].")
+    ] = None,
+    subsample_size: Annotated[
+        int | None, typer.Option(help="Branches per run under --protocol subsample [64].")
+    ] = None,
     quirks: Annotated[
         bool, typer.Option("--quirks", help="Reproduce the original code base's accounting quirks (compat mode).")
     ] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the JSON records to this file.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Stream the JSON records to this file as cells finish.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip cells already in the --json file (continue an interrupted sweep).")
+    ] = False,
+    sweep: Annotated[
+        Path | None, typer.Option("--sweep", help="TOML sweep file naming stores, controllers, betas and options.")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="serial, processes (all cores) or ray [processes].")
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes / Ray CPUs.")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (with --backend ray).")] = None,
     preset: Annotated[
         str | None,
         typer.Option(
@@ -117,23 +135,53 @@ def eval_command(
     """Evaluate controllers on replay stores with zero LLM calls."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from autotts._atomic import write_text_atomic
     from autotts.controllers.spec import ControllerSpec
-    from autotts.evaluation import Protocol, evaluate, records
+    from autotts.evaluation import Protocol
     from autotts.evaluation.presets import paper_tables, preset_specs
+    from autotts.evaluation.results import CellResult, CellSummary, RecordSummary
+    from autotts.evaluation.runner import cell_key, evaluate_cells, expand_cells
+    from autotts.evaluation.sweep import ResultStream, load_sweep, record_key
     from autotts.store import load_stores
 
-    betas = _parse_betas(beta)
+    config = load_sweep(sweep) if sweep is not None else None
+    store_paths = list(store or []) + (config.stores if config else [])
+    if not store_paths:
+        raise ConfigError("name at least one store with --store (or a sweep file with --sweep)")
+    controllers = list(controller or []) + (config.controllers if config else [])
+    betas = _parse_betas(beta) or (config.betas if config and config.betas else None)
+    runs = runs or (config.runs if config else 100)
+    proto = Protocol(
+        protocol or (config.protocol if config else "shuffle"),
+        subsample_size or (config.subsample_size if config else 64),
+    )
+    backend = backend or (config.backend if config and config.backend else "processes")
+    workers = workers or (config.workers if config else None)
+    address = address or (config.address if config else None)
+    if resume and json_out is None:
+        raise ConfigError("--resume needs --json FILE: the file whose finished cells are skipped")
     if preset is not None:
         if betas:
             raise ConfigError("--beta does not combine with --preset (the preset fixes its own β values)")
-        specs = preset_specs(preset) + [ControllerSpec.parse(c) for c in controller or []]
+        specs = preset_specs(preset) + [ControllerSpec.parse(c) for c in controllers]
     else:
         if search_store:
             raise ConfigError("--search-store only applies to the paper-layout table of --preset")
-        specs = [ControllerSpec.parse(c) for c in (controller or ["sc:n=64"])]
-    proto = Protocol(protocol, subsample_size)
-    stores = load_stores(store)
+        specs = [ControllerSpec.parse(c) for c in (controllers or ["sc:n=64"])]
+    stores = load_stores(store_paths)
+    cells = expand_cells(stores, specs, betas)
+
+    stream = ResultStream(json_out, resume=resume) if json_out is not None else None
+    previous: dict[str, CellSummary] = {}
+    if stream is not None and resume:
+        by_key = {record_key(r): r for r in stream.records}
+        for cell in cells:
+            key = cell_key(cell.store.name, cell.spec.name, cell.spec.params, proto.label, runs)
+            if key in by_key:
+                previous[key] = RecordSummary(by_key[key])
+        if previous:
+            err.print(f"resuming: {len(previous)} of {len(cells)} cells already in {json_out}")
+    todo = [c for c in cells if cell_key(c.store.name, c.spec.name, c.spec.params, proto.label, runs) not in previous]
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -142,18 +190,39 @@ def eval_command(
         console=err,
         transient=True,
     ) as bar:
-        task = bar.add_task("evaluating", total=None)
+        task = bar.add_task(f"evaluating ({backend})", total=len(todo))
 
-        def progress(done: int, total: int, result: object) -> None:
+        def progress(done: int, total: int, result: CellResult) -> None:
             bar.update(task, completed=done, total=total)
+            if stream is not None:
+                stream.add(result)
 
-        results = evaluate(stores, specs, betas=betas, runs=runs, protocol=proto, quirks=quirks, progress=progress)
+        try:
+            fresh = evaluate_cells(
+                todo,
+                runs=runs,
+                protocol=proto,
+                quirks=quirks,
+                backend=backend,
+                workers=workers,
+                address=address,
+                progress=progress,
+            )
+        finally:
+            if stream is not None:
+                stream.flush()
+    fresh_by_key = {cell_key(r.store, r.controller, r.params, r.protocol, r.runs): r for r in fresh}
+    results: list[CellSummary] = []
+    for cell in cells:
+        key = cell_key(cell.store.name, cell.spec.name, cell.spec.params, proto.label, runs)
+        found = fresh_by_key.get(key) or previous.get(key)
+        if found is not None:
+            results.append(found)
     if preset is not None:
         title = f"{preset} ({runs} runs, {proto.label})"
         for table in paper_tables(results, search_store):
             out.print(paper_layout_table(table, title=title))
     else:
         out.print(results_table(results))
-    if json_out is not None:
-        write_text_atomic(json_out, json.dumps(records(results), indent=2) + "\n")
-        err.print(f"wrote {len(results)} records to {json_out}")
+    if stream is not None:
+        err.print(f"wrote {len(stream.records)} records to {json_out}")

@@ -27,7 +27,7 @@ from typing import Any
 
 from autotts.controllers.spec import ControllerSpec
 from autotts.errors import ConfigError
-from autotts.evaluation.results import CellResult
+from autotts.evaluation.results import CellSummary
 
 #: Budgets of the scaling curves (branches, samples, chains or width).
 BUDGETS = (1, 4, 8, 16, 32, 64)
@@ -261,7 +261,7 @@ def search_flags(stores: Sequence[tuple[str, str]], search: Sequence[str] | None
     return tuple(any(name in (store, bench) for name in names) for store, bench in stores)
 
 
-def _stores_of(results: Sequence[CellResult]) -> list[tuple[str, str]]:
+def _stores_of(results: Sequence[CellSummary]) -> list[tuple[str, str]]:
     stores: list[tuple[str, str]] = []
     for r in results:
         if (r.store, r.benchmark) not in stores:
@@ -269,7 +269,7 @@ def _stores_of(results: Sequence[CellResult]) -> list[tuple[str, str]]:
     return stores
 
 
-def paper_table(results: Sequence[CellResult], search: Sequence[str] | None = None) -> PaperTable:
+def paper_table(results: Sequence[CellSummary], search: Sequence[str] | None = None) -> PaperTable:
     """Arrange cell results in the paper's layout (rows in first-seen order of the methods).
 
     The held-out average is the plain mean over the held-out stores of accuracy and of
@@ -279,7 +279,7 @@ def paper_table(results: Sequence[CellResult], search: Sequence[str] | None = No
     return _build(results, stores, search_flags(stores, search))
 
 
-def paper_tables(results: Sequence[CellResult], search: Sequence[str] | None = None) -> list[PaperTable]:
+def paper_tables(results: Sequence[CellSummary], search: Sequence[str] | None = None) -> list[PaperTable]:
     """One paper-layout table per model (in first-seen order), each with its own held-out average.
 
     This is how the paper reports several backbones, and it keeps each table readable.
@@ -288,7 +288,7 @@ def paper_tables(results: Sequence[CellResult], search: Sequence[str] | None = N
     """
     stores = _stores_of(results)
     flags = dict(zip(stores, search_flags(stores, search), strict=True))
-    models: dict[str, list[CellResult]] = {}
+    models: dict[str, list[CellSummary]] = {}
     for r in results:
         models.setdefault(r.model, []).append(r)
     tables = []
@@ -298,7 +298,7 @@ def paper_tables(results: Sequence[CellResult], search: Sequence[str] | None = N
     return tables
 
 
-def _build(results: Sequence[CellResult], stores: list[tuple[str, str]], flags: tuple[bool, ...]) -> PaperTable:
+def _build(results: Sequence[CellSummary], stores: list[tuple[str, str]], flags: tuple[bool, ...]) -> PaperTable:
     store_index = {name: i for i, (name, _) in enumerate(stores)}
     keys: list[str] = []
     by_key: dict[str, tuple[str, dict[str, Any], list[Score | None]]] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -109,3 +109,106 @@ class CellResult:
             "per_question_tokens": [float(x) for x in self.cost.mean(axis=0)],
             "seconds": round(self.seconds, 4),
         }
+
+
+class CellSummary(Protocol):
+    """What tables need of a cell: a live :class:`CellResult` or a record read back from JSON."""
+
+    @property
+    def store(self) -> str:
+        """See :class:`CellResult`."""
+    @property
+    def model(self) -> str:
+        """See :class:`CellResult`."""
+    @property
+    def benchmark(self) -> str:
+        """See :class:`CellResult`."""
+    @property
+    def controller(self) -> str:
+        """See :class:`CellResult`."""
+    @property
+    def params(self) -> dict[str, Any]:
+        """See :class:`CellResult`."""
+    @property
+    def runs(self) -> int:
+        """See :class:`CellResult`."""
+    @property
+    def accuracy(self) -> float:
+        """See :class:`CellResult`."""
+    @property
+    def tokens(self) -> float:
+        """See :class:`CellResult`."""
+    @property
+    def sequential_tokens(self) -> float:
+        """See :class:`CellResult`."""
+    @property
+    def accuracy_ci(self) -> tuple[float, float]:
+        """See :class:`CellResult`."""
+    @property
+    def label(self) -> str:
+        """See :class:`CellResult`."""
+
+
+@dataclass(frozen=True)
+class RecordSummary:
+    """A cell summary rebuilt from its JSON record (cells finished by an earlier, resumed run)."""
+
+    record: dict[str, Any]
+
+    @property
+    def store(self) -> str:
+        """Store name."""
+        return str(self.record["store"])
+
+    @property
+    def model(self) -> str:
+        """Model of the store."""
+        return str(self.record["model"])
+
+    @property
+    def benchmark(self) -> str:
+        """Benchmark of the store."""
+        return str(self.record["benchmark"])
+
+    @property
+    def controller(self) -> str:
+        """Controller name."""
+        return str(self.record["controller"])
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Controller parameters."""
+        return dict(self.record["params"])
+
+    @property
+    def runs(self) -> int:
+        """Number of runs."""
+        return int(self.record["runs"])
+
+    @property
+    def accuracy(self) -> float:
+        """Accuracy in percent."""
+        return float(self.record["accuracy"])
+
+    @property
+    def tokens(self) -> float:
+        """Mean tokens per question."""
+        return float(self.record["tokens"])
+
+    @property
+    def sequential_tokens(self) -> float:
+        """Mean sequential tokens per question."""
+        return float(self.record.get("sequential_tokens", 0.0))
+
+    @property
+    def accuracy_ci(self) -> tuple[float, float]:
+        """95 % bootstrap interval of accuracy."""
+        lo, hi = self.record.get("accuracy_ci95", (self.accuracy, self.accuracy))
+        return float(lo), float(hi)
+
+    @property
+    def label(self) -> str:
+        """``controller(k=v,...)``."""
+        if not self.params:
+            return self.controller
+        return f"{self.controller}(" + ",".join(f"{k}={v}" for k, v in self.params.items()) + ")"

@@ -112,11 +112,6 @@ class ResultStream:
                 raise ConfigError(f"cannot resume from {self.path}: expected a JSON list of records")
             self.records = loaded
 
-    @property
-    def done_keys(self) -> set[str]:
-        """Keys of the cells already in the file."""
-        return {record_key(r) for r in self.records}
-
     def add(self, result: CellResult) -> None:
         """Append one finished cell; the file is rewritten atomically at most every ``interval`` s."""
         self.records.append(result.to_record())
