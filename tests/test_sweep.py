@@ -82,7 +82,8 @@ def test_killed_sweep_keeps_finished_cells_and_resumes(tmp_path: Path) -> None:
     ctrl = tmp_path / "slow.py"
     ctrl.write_text(SLOW_CONTROLLER)
     out = tmp_path / "res.json"
-    args = [sys.executable, "-m", "autotts.cli.main", "eval", "--store", str(store), "--runs", "3", "--backend", "serial"]
+    args = [sys.executable, "-m", "autotts.cli.main", "eval", "--store", str(store), "--runs", "3"]
+    args += ["--backend", "serial"]
     for n in range(1, 9):
         args += ["-c", f"{ctrl}:Slow:n={n}"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

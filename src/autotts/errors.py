@@ -12,7 +12,10 @@ Every error autotts raises on purpose derives from :class:`AutoTTSError`, so cal
     ├── StoreExhaustedError        no unopened branch is left (also an IndexError)
     ├── ControllerSpecError        a ``--controller`` spec or its parameters are wrong
     ├── ControllerError            a controller raised while solving a question
-    └── ConfigError                a configuration value is wrong
+    ├── ConfigError                a configuration value is wrong
+    └── DiscoveryError             the discovery loop cannot go on (autotts.discovery.errors)
+        ├── RunDirError            a run directory is missing, corrupt or belongs to another run
+        └── ProposerError          the explorer (LLM, agent) failed after its retries
 
 Subclasses carry context as attributes (``.path``, ``.question``, ``.action`` ...) and
 a message that says what, where and how to fix it.

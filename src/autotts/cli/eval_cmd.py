@@ -171,7 +171,7 @@ def eval_command(
     cells = expand_cells(stores, specs, betas)
 
     stream = ResultStream(json_out, resume=resume) if json_out is not None else None
-    previous: dict[str, CellSummary] = {}
+    previous: dict[str, RecordSummary] = {}
     if stream is not None and resume:
         by_key = {record_key(r): r for r in stream.records}
         for cell in cells:
@@ -213,11 +213,19 @@ def eval_command(
                 stream.flush()
     fresh_by_key = {cell_key(r.store, r.controller, r.params, r.protocol, r.runs): r for r in fresh}
     results: list[CellSummary] = []
+    ordered_records: list[dict[str, object]] = []
     for cell in cells:
         key = cell_key(cell.store.name, cell.spec.name, cell.spec.params, proto.label, runs)
-        found = fresh_by_key.get(key) or previous.get(key)
-        if found is not None:
-            results.append(found)
+        if key in fresh_by_key:
+            results.append(fresh_by_key[key])
+            ordered_records.append(fresh_by_key[key].to_record())
+        elif key in previous:
+            results.append(previous[key])
+            ordered_records.append(previous[key].record)
+    if stream is not None:
+        # Cells streamed in completion order; the finished file lists them in cell order.
+        stream.records = ordered_records
+        stream.flush(force=True)
     if preset is not None:
         title = f"{preset} ({runs} runs, {proto.label})"
         for table in paper_tables(results, search_store):

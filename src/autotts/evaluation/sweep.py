@@ -119,9 +119,9 @@ class ResultStream:
         if time.monotonic() - self._last_write >= self.interval:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, *, force: bool = False) -> None:
         """Write every record so far (atomically)."""
-        if self._dirty or not self.path.exists():
+        if force or self._dirty or not self.path.exists():
             write_text_atomic(self.path, json.dumps(self.records, indent=1) + "\n")
             self._dirty = False
             self._last_write = time.monotonic()

@@ -1,0 +1,474 @@
+"""The discovery run configuration: a TOML file, validated into frozen dataclasses.
+
+Every table and key is checked: an unknown key (usually a typo) is an error naming the
+key, its table and the keys that are allowed, so a misspelt cap never silently turns
+into "no cap". Relative paths are resolved against the directory of the config file.
+The resolved configuration is written into the run directory (``config.json``), which is
+what ``--resume`` reads back; it names the API key's *environment variable*, never the key.
+
+Layout (every key optional except the search stores; see ``examples/discover.toml``)::
+
+    name, rounds, candidates_per_round, parallel, seed, run_dir
+    [stores]     search, heldout
+    [evaluation] betas, search_runs, final_runs, protocol, subsample_size, seeds, baselines
+    [proposer]   kind, model, base_url, api_key_env, temperature, max_tokens, timeout_seconds,
+                 max_retries, backoff_seconds, max_backoff_seconds, price_input_per_mtok,
+                 price_output_per_mtok, extra_body, command, agent_timeout_seconds, population
+    [budget]     max_money, max_wall_seconds
+    [selection]  rule, gamma, require_monotone
+    [ablation]   traces, require_beta
+    [sandbox]    cpu_seconds, wall_seconds, memory_mb, output_mb, final_wall_seconds
+    [checks]     smoke, leak, leak_runs, monotone_tolerance, full_budget_fraction
+    [prompt]     template_dir, max_chars, digest_chars, trace_runs, worst_failures, failure_actions
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autotts.errors import ConfigError
+
+PROPOSER_KINDS = ("openai", "anthropic", "agent", "evolve")
+SELECTION_RULES = ("accuracy", "objective")
+#: The paper's β grid: 0.0, 0.1, ..., 1.0.
+PAPER_BETAS = tuple(round(i / 10, 1) for i in range(11))
+
+
+@dataclass(frozen=True)
+class ProposerConfig:
+    """Which explorer proposes candidates, and how it is called and priced."""
+
+    kind: str = "evolve"
+    model: str = ""
+    base_url: str = ""
+    api_key_env: str = ""
+    temperature: float | None = 0.7
+    max_tokens: int = 16000
+    timeout_seconds: float = 600.0
+    max_retries: int = 5
+    backoff_seconds: float = 2.0
+    max_backoff_seconds: float = 60.0
+    price_input_per_mtok: float = 0.0
+    price_output_per_mtok: float = 0.0
+    extra_body: Mapping[str, Any] = field(default_factory=dict)
+    command: tuple[str, ...] = ()
+    agent_timeout_seconds: float = 1800.0
+    population: int = 4
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """How the final controller and β are chosen from the search results."""
+
+    rule: str = "accuracy"
+    """``accuracy`` (paper: highest search-set accuracy over all candidates and β) or
+    ``objective`` (highest ``accuracy − gamma · tokens``)."""
+    gamma: float = 0.0
+    """Accuracy points (percent) traded per token of mean cost per question."""
+    require_monotone: bool = False
+    """Skip candidates whose token curve is not monotone in β (the paper does not)."""
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Resource limits of one candidate process."""
+
+    cpu_seconds: float = 240.0
+    wall_seconds: float = 300.0
+    memory_mb: int = 1024
+    output_mb: int = 256
+    final_wall_seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    """Evaluation stages and honesty checks."""
+
+    smoke: bool = True
+    """Run a quick smoke stage (β extremes, one run, three questions) before the sweep."""
+    leak: bool = True
+    leak_runs: int = 2
+    """Runs replayed a second time on perturbed data by the leak test."""
+    monotone_tolerance: float = 0.02
+    """Relative drop of mean tokens allowed between neighbouring β values."""
+    full_budget_fraction: float = 0.25
+    """At the largest β, mean tokens must reach this fraction of full-budget SC's."""
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """What the explorer is shown and how much of it."""
+
+    template_dir: Path | None = None
+    max_chars: int = 120_000
+    digest_chars: int = 5_000
+    trace_runs: int = 1
+    worst_failures: int = 2
+    failure_actions: int = 40
+
+
+@dataclass(frozen=True)
+class DiscoverConfig:
+    """A whole discovery run (see the module docstring for the TOML layout)."""
+
+    search_stores: tuple[Path, ...]
+    heldout_stores: tuple[Path, ...] = ()
+    name: str = "discover"
+    run_dir: Path | None = None
+    rounds: int = 5
+    candidates_per_round: int = 1
+    parallel: int = 1
+    seed: int = 0
+    betas: tuple[float, ...] = PAPER_BETAS
+    search_runs: int = 10
+    final_runs: int = 100
+    protocol: str = "shuffle"
+    subsample_size: int = 64
+    seeds: tuple[str, ...] | None = None
+    """Seed controllers shown to the explorer (registry names or specs); None = all registered."""
+    baselines: tuple[str, ...] | None = None
+    """Baselines of the final evaluation; None = the seeds."""
+    proposer: ProposerConfig = field(default_factory=ProposerConfig)
+    max_money: float | None = None
+    max_wall_seconds: float | None = None
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    traces: bool = True
+    require_beta: bool = True
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML-shaped dict of this configuration with absolute paths (JSON-able)."""
+        top: dict[str, Any] = {
+            "name": self.name,
+            "rounds": self.rounds,
+            "candidates_per_round": self.candidates_per_round,
+            "parallel": self.parallel,
+            "seed": self.seed,
+        }
+        if self.run_dir is not None:
+            top["run_dir"] = str(self.run_dir)
+        top["stores"] = {
+            "search": [str(p) for p in self.search_stores],
+            "heldout": [str(p) for p in self.heldout_stores],
+        }
+        ev: dict[str, Any] = {
+            "betas": list(self.betas),
+            "search_runs": self.search_runs,
+            "final_runs": self.final_runs,
+            "protocol": self.protocol,
+            "subsample_size": self.subsample_size,
+        }
+        if self.seeds is not None:
+            ev["seeds"] = list(self.seeds)
+        if self.baselines is not None:
+            ev["baselines"] = list(self.baselines)
+        top["evaluation"] = ev
+        prop = asdict(self.proposer)
+        prop["command"] = list(self.proposer.command)
+        prop["extra_body"] = dict(self.proposer.extra_body)
+        top["proposer"] = prop
+        budget: dict[str, Any] = {}
+        if self.max_money is not None:
+            budget["max_money"] = self.max_money
+        if self.max_wall_seconds is not None:
+            budget["max_wall_seconds"] = self.max_wall_seconds
+        top["budget"] = budget
+        top["selection"] = asdict(self.selection)
+        top["ablation"] = {"traces": self.traces, "require_beta": self.require_beta}
+        top["sandbox"] = asdict(self.sandbox)
+        top["checks"] = asdict(self.checks)
+        prompt = asdict(self.prompt)
+        if self.prompt.template_dir is None:
+            del prompt["template_dir"]
+        else:
+            prompt["template_dir"] = str(self.prompt.template_dir)
+        top["prompt"] = prompt
+        return top
+
+    def to_json(self) -> str:
+        """``to_dict`` as indented JSON."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+
+# ----------------------------------------------------------------------------- parsing
+class _Table:
+    """One TOML table being read: typed getters that remember which keys were used."""
+
+    def __init__(self, data: Any, where: str, source: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: [{where}] must be a table, got {type(data).__name__}")
+        self.data = data
+        self.where = where
+        self.source = source
+        self.used: set[str] = set()
+
+    def _name(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {self._name(key)} {message}")
+
+    def get(self, key: str, default: Any) -> Any:
+        self.used.add(key)
+        return self.data.get(key, default)
+
+    def int_(self, key: str, default: int, *, minimum: int | None = None) -> int:
+        value = self.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(key, f"must be an integer, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"must be at least {minimum}, got {value}")
+        return value
+
+    def float_(self, key: str, default: float, *, minimum: float | None = None, positive: bool = False) -> float:
+        value = self.get(key, default)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise self.fail(key, f"must be a finite number, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"must be at least {minimum}, got {value}")
+        if positive and value <= 0:
+            raise self.fail(key, f"must be positive, got {value}")
+        return float(value)
+
+    def opt_float(self, key: str, *, positive: bool = True) -> float | None:
+        if key not in self.data:
+            self.used.add(key)
+            return None
+        return self.float_(key, 0.0, positive=positive)
+
+    def bool_(self, key: str, default: bool) -> bool:
+        value = self.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"must be true or false, got {value!r}")
+        return value
+
+    def str_(self, key: str, default: str, *, choices: tuple[str, ...] | None = None) -> str:
+        value = self.get(key, default)
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be a string, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.fail(key, f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def str_list(self, key: str, default: list[str] | None) -> list[str] | None:
+        value = self.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(key, f"must be a list of strings, got {value!r}")
+        return list(value)
+
+    def table(self, key: str) -> _Table:
+        self.used.add(key)
+        return _Table(self.data.get(key, {}), self._name(key), self.source)
+
+    def check_unknown(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            where = f"[{self.where}]" if self.where else "the top level"
+            raise ConfigError(
+                f"{self.source}: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                f"in {where}; allowed: {', '.join(sorted(self.used))}"
+            )
+
+
+def _resolve(base: Path, text: str) -> Path:
+    p = Path(text).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def _paths(t: _Table, key: str, base: Path) -> tuple[Path, ...]:
+    items = t.str_list(key, []) or []
+    return tuple(_resolve(base, s) for s in items)
+
+
+def _parse_proposer(t: _Table) -> ProposerConfig:
+    d = ProposerConfig()
+    kind = t.str_("kind", d.kind, choices=PROPOSER_KINDS)
+    temp_raw = t.get("temperature", d.temperature)
+    if temp_raw is not None and (not isinstance(temp_raw, (int, float)) or isinstance(temp_raw, bool)):
+        raise t.fail("temperature", f"must be a number, got {temp_raw!r}")
+    extra = t.get("extra_body", {})
+    if not isinstance(extra, Mapping):
+        raise t.fail("extra_body", "must be a table of request fields")
+    command = t.get("command", [])
+    if isinstance(command, str):
+        import shlex
+
+        command = shlex.split(command)
+    if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+        raise t.fail("command", f"must be a list of strings (argv) or a command line string, got {command!r}")
+    cfg = ProposerConfig(
+        kind=kind,
+        model=t.str_("model", d.model),
+        base_url=t.str_("base_url", d.base_url),
+        api_key_env=t.str_("api_key_env", d.api_key_env),
+        temperature=None if temp_raw is None else float(temp_raw),
+        max_tokens=t.int_("max_tokens", d.max_tokens, minimum=1),
+        timeout_seconds=t.float_("timeout_seconds", d.timeout_seconds, positive=True),
+        max_retries=t.int_("max_retries", d.max_retries, minimum=0),
+        backoff_seconds=t.float_("backoff_seconds", d.backoff_seconds, minimum=0.0),
+        max_backoff_seconds=t.float_("max_backoff_seconds", d.max_backoff_seconds, minimum=0.0),
+        price_input_per_mtok=t.float_("price_input_per_mtok", d.price_input_per_mtok, minimum=0.0),
+        price_output_per_mtok=t.float_("price_output_per_mtok", d.price_output_per_mtok, minimum=0.0),
+        extra_body=dict(extra),
+        command=tuple(command),
+        agent_timeout_seconds=t.float_("agent_timeout_seconds", d.agent_timeout_seconds, positive=True),
+        population=t.int_("population", d.population, minimum=1),
+    )
+    t.check_unknown()
+    if kind in ("openai", "anthropic") and not cfg.model:
+        raise t.fail("model", f"is required for proposer kind {kind!r} (e.g. model = \"gpt-4.1\")")
+    if kind == "openai" and not cfg.base_url:
+        raise t.fail("base_url", "is required for proposer kind 'openai' (e.g. https://api.openai.com/v1)")
+    if kind in ("openai", "anthropic") and cfg.api_key_env and not cfg.api_key_env.replace("_", "").isalnum():
+        raise t.fail("api_key_env", f"must name an environment variable (e.g. OPENAI_API_KEY), got {cfg.api_key_env!r}")
+    if kind == "agent" and not cfg.command:
+        raise t.fail("command", "is required for proposer kind 'agent' (e.g. [\"claude\", \"-p\", \"{task}\"])")
+    return cfg
+
+
+def config_from_mapping(data: Mapping[str, Any], *, base_dir: Path, source: str = "config") -> DiscoverConfig:
+    """Validate a TOML-shaped mapping into a :class:`DiscoverConfig`."""
+    top = _Table(data, "", source)
+    stores = top.table("stores")
+    search = _paths(stores, "search", base_dir)
+    heldout = _paths(stores, "heldout", base_dir)
+    stores.check_unknown()
+    if not search:
+        raise ConfigError(f"{source}: stores.search must name at least one store file or directory")
+    overlap = set(search) & set(heldout)
+    if overlap:
+        raise ConfigError(
+            f"{source}: {', '.join(sorted(map(str, overlap)))} is both a search and a held-out store; "
+            "held-out stores must be disjoint from the search set"
+        )
+
+    ev = top.table("evaluation")
+    betas_raw = ev.get("betas", list(PAPER_BETAS))
+    if not isinstance(betas_raw, list) or not betas_raw:
+        raise ev.fail("betas", "must be a non-empty list of numbers in [0, 1]")
+    betas: list[float] = []
+    for b in betas_raw:
+        if not isinstance(b, (int, float)) or isinstance(b, bool) or not 0.0 <= float(b) <= 1.0:
+            raise ev.fail("betas", f"values must be numbers in [0, 1]; got {b!r}")
+        betas.append(float(b))
+    if len(set(betas)) != len(betas):
+        raise ev.fail("betas", "must not repeat values")
+    search_runs = ev.int_("search_runs", 10, minimum=1)
+    final_runs = ev.int_("final_runs", 100, minimum=1)
+    protocol = ev.str_("protocol", "shuffle", choices=("shuffle", "subsample"))
+    subsample_size = ev.int_("subsample_size", 64, minimum=1)
+    seeds = ev.str_list("seeds", None)
+    baselines = ev.str_list("baselines", None)
+    ev.check_unknown()
+
+    proposer = _parse_proposer(top.table("proposer"))
+
+    budget = top.table("budget")
+    max_money = budget.opt_float("max_money")
+    max_wall = budget.opt_float("max_wall_seconds")
+    budget.check_unknown()
+
+    sel_t = top.table("selection")
+    selection = SelectionConfig(
+        rule=sel_t.str_("rule", "accuracy", choices=SELECTION_RULES),
+        gamma=sel_t.float_("gamma", 0.0, minimum=0.0),
+        require_monotone=sel_t.bool_("require_monotone", False),
+    )
+    sel_t.check_unknown()
+
+    abl = top.table("ablation")
+    traces = abl.bool_("traces", True)
+    require_beta = abl.bool_("require_beta", True)
+    abl.check_unknown()
+
+    sb = top.table("sandbox")
+    dsb = SandboxConfig()
+    sandbox = SandboxConfig(
+        cpu_seconds=sb.float_("cpu_seconds", dsb.cpu_seconds, positive=True),
+        wall_seconds=sb.float_("wall_seconds", dsb.wall_seconds, positive=True),
+        memory_mb=sb.int_("memory_mb", dsb.memory_mb, minimum=128),
+        output_mb=sb.int_("output_mb", dsb.output_mb, minimum=1),
+        final_wall_seconds=sb.float_("final_wall_seconds", dsb.final_wall_seconds, positive=True),
+    )
+    sb.check_unknown()
+
+    ck = top.table("checks")
+    dck = ChecksConfig()
+    checks = ChecksConfig(
+        smoke=ck.bool_("smoke", dck.smoke),
+        leak=ck.bool_("leak", dck.leak),
+        leak_runs=ck.int_("leak_runs", dck.leak_runs, minimum=1),
+        monotone_tolerance=ck.float_("monotone_tolerance", dck.monotone_tolerance, minimum=0.0),
+        full_budget_fraction=ck.float_("full_budget_fraction", dck.full_budget_fraction, minimum=0.0),
+    )
+    ck.check_unknown()
+
+    pr = top.table("prompt")
+    dpr = PromptConfig()
+    tdir_raw = pr.str_("template_dir", "")
+    prompt = PromptConfig(
+        template_dir=_resolve(base_dir, tdir_raw) if tdir_raw else None,
+        max_chars=pr.int_("max_chars", dpr.max_chars, minimum=1000),
+        digest_chars=pr.int_("digest_chars", dpr.digest_chars, minimum=200),
+        trace_runs=pr.int_("trace_runs", dpr.trace_runs, minimum=1),
+        worst_failures=pr.int_("worst_failures", dpr.worst_failures, minimum=0),
+        failure_actions=pr.int_("failure_actions", dpr.failure_actions, minimum=5),
+    )
+    pr.check_unknown()
+    if prompt.template_dir is not None and not prompt.template_dir.is_dir():
+        raise ConfigError(f"{source}: prompt.template_dir {str(prompt.template_dir)!r} is not a directory")
+
+    run_dir_raw = top.str_("run_dir", "")
+    cfg = DiscoverConfig(
+        search_stores=search,
+        heldout_stores=heldout,
+        name=top.str_("name", "discover"),
+        run_dir=_resolve(base_dir, run_dir_raw) if run_dir_raw else None,
+        rounds=top.int_("rounds", 5, minimum=1),
+        candidates_per_round=top.int_("candidates_per_round", 1, minimum=1),
+        parallel=top.int_("parallel", 1, minimum=1),
+        seed=top.int_("seed", 0),
+        betas=tuple(betas),
+        search_runs=search_runs,
+        final_runs=final_runs,
+        protocol=protocol,
+        subsample_size=subsample_size,
+        seeds=None if seeds is None else tuple(seeds),
+        baselines=None if baselines is None else tuple(baselines),
+        proposer=proposer,
+        max_money=max_money,
+        max_wall_seconds=max_wall,
+        selection=selection,
+        traces=traces,
+        require_beta=require_beta,
+        sandbox=sandbox,
+        checks=checks,
+        prompt=prompt,
+    )
+    top.check_unknown()
+    return cfg
+
+
+def load_config(path: str | Path) -> DiscoverConfig:
+    """Read and validate a discovery TOML file (or a run directory's ``config.json``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"discovery config {str(p)!r} does not exist; see examples/discover.toml")
+    text = p.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'TOML'}: {exc}") from None
+    return config_from_mapping(data, base_dir=p.resolve().parent, source=str(p))

@@ -1,0 +1,241 @@
+"""The offline ``evolve`` proposer: mutation and recombination over a controller grammar.
+
+No LLM is involved. Each candidate is the component controller of
+:mod:`autotts.discovery.proposers.evolve_engine` with its own ``GENOME`` (choices of
+stopping, widening, pruning, voting and depth-allocation rules, plus ``a + b·β``
+schedules with ``b ≥ 0``). The first proposal is the starting genome as is, so the run
+records what evolution starts from; later ones mutate a parent chosen from the best
+``population`` candidates so far (by the run's selection rule) or cross two of them.
+Everything is seeded from the run seed, round and index, so a resumed run proposes
+exactly what an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.resources
+import pprint
+import random
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from autotts.discovery.config import ProposerConfig, SelectionConfig
+from autotts.discovery.proposers.base import HistoryItem, ProposalRequest, ProposalResult
+from autotts.discovery.records import Usage
+from autotts.discovery.selection import ranked
+from autotts.discovery.validation import literal, parse_source
+
+Genome = dict[str, Any]
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": ("probe", "read"),
+    "stop": ("confidence", "unanimous", "margin"),
+    "vote": ("finals", "latest"),
+    "widen": ("batch", "stall", "idle"),
+    "prune": ("none", "patience"),
+    "alloc": ("all", "leaders", "deepest"),
+}
+#: Numeric genes: (min a, max a, max b, mutation scale).
+NUMERIC: dict[str, tuple[float, float, float, float]] = {
+    "n_init": (1.0, 16.0, 32.0, 2.0),
+    "max_branches": (1.0, 64.0, 64.0, 8.0),
+    "threshold": (0.5, 0.99, 0.45, 0.05),
+    "margin": (1.0, 8.0, 8.0, 1.0),
+    "min_votes": (1.0, 8.0, 8.0, 1.0),
+    "widen_size": (1.0, 8.0, 8.0, 1.0),
+    "patience": (1.0, 12.0, 16.0, 2.0),
+    "warm_up": (0.0, 10.0, 12.0, 2.0),
+    "burst": (1.0, 4.0, 4.0, 0.7),
+}
+_START = "# --- genome start ---"
+_END = "# --- genome end ---"
+
+
+def engine_source() -> str:
+    """The component controller's source (with its starting genome)."""
+    return (
+        importlib.resources.files("autotts.discovery.proposers")
+        .joinpath("evolve_engine.py")
+        .read_text(encoding="utf-8")
+    )
+
+
+def start_genome() -> Genome:
+    """The genome the engine file ships with: a small-budget adaptive vote."""
+    found = genome_of(engine_source())
+    if found is None:  # pragma: no cover - the packaged file always has one
+        raise RuntimeError("evolve_engine.py lost its GENOME block")
+    return found
+
+
+def genome_of(code: str | None) -> Genome | None:
+    """The ``GENOME`` literal of an evolved program, or None for any other program."""
+    if not code or _START not in code:
+        return None
+    try:
+        tree = parse_source(code)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        target = None
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            target, value = node.target.id, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            target, value = node.targets[0].id, node.value
+        if target == "GENOME" and value is not None:
+            try:
+                g = ast.literal_eval(value)  # a node, not source: no parsing involved
+            except ValueError:
+                return None
+            return normalize(g) if isinstance(g, dict) else None
+    return None
+
+
+def normalize(g: Mapping[str, Any]) -> Genome:
+    """A genome with every gene present, valid and rounded (unknown genes dropped)."""
+    base = _raw_start()
+    out: Genome = {}
+    for k, opts in CHOICES.items():
+        v = g.get(k, base[k])
+        out[k] = v if v in opts else base[k]
+    for k, (lo, hi, bmax, _) in NUMERIC.items():
+        v = g.get(k, base[k])
+        try:
+            a, b = float(v[0]), float(v[1])
+        except (TypeError, ValueError, IndexError):
+            a, b = base[k]
+        digits = 3 if k == "threshold" else 2
+        out[k] = (round(min(hi, max(lo, a)), digits), round(min(bmax, max(0.0, b)), digits))
+    return out
+
+
+def _raw_start() -> Genome:
+    src = engine_source()
+    block = src[src.index(_START) + len(_START) : src.index(_END)]
+    value = block.split("=", 1)[1]
+    g = literal(value.strip())
+    if not isinstance(g, dict):  # pragma: no cover
+        raise RuntimeError("GENOME is not a dict")
+    return g
+
+
+def render(genome: Genome) -> str:
+    """The engine source with ``genome`` in place of the shipped one."""
+    src = engine_source()
+    head = src[: src.index(_START) + len(_START)]
+    tail = src[src.index(_END) :]
+    body = pprint.pformat(normalize(genome), indent=4, width=100, sort_dicts=False)
+    return f"{head}\nGENOME: dict[str, Any] = {body}\n{tail}"
+
+
+def relevant_genes(genome: Genome) -> list[str]:
+    """Genes that change the behaviour of ``genome`` (mutating the others would be wasted)."""
+    stop_gene = {"confidence": ["threshold"], "margin": ["margin"], "unanimous": []}[genome["stop"]]
+    if genome["mode"] == "read":
+        return ["mode", "stop", "max_branches", "min_votes", *stop_gene]
+    names = [n for n in (*CHOICES, *NUMERIC) if n not in ("threshold", "margin")]
+    if genome["prune"] == "none":
+        names.remove("patience")
+    extra = ["threshold"] if genome["widen"] == "stall" and "threshold" not in stop_gene else []
+    return names + stop_gene + extra
+
+
+def mutate(genome: Genome, rng: random.Random, n: int) -> tuple[Genome, list[str]]:
+    """Change ``n`` behaviour-relevant genes at random; return the child and the genes changed."""
+    child = dict(genome)
+    names = relevant_genes(child)
+    changed = []
+    for name in rng.sample(names, k=min(n, len(names))):
+        if name in CHOICES:
+            opts = [o for o in CHOICES[name] if o != child[name]]
+            child[name] = rng.choice(opts)
+        else:
+            scale = NUMERIC[name][3]
+            a, b = child[name]
+            if rng.random() < 0.5:
+                a += rng.gauss(0.0, scale)
+            else:
+                b += rng.gauss(0.0, scale * 2)
+            child[name] = (a, b)
+        changed.append(name)
+    return normalize(child), changed
+
+
+def stretch(genome: Genome, rng: random.Random) -> tuple[Genome, str]:
+    """Scale every β-slope by the same factor: the whole schedule more (or less) generous at high β."""
+    factor = rng.choice((0.6, 1.6, 2.5))
+    child = dict(genome)
+    for name, (_, _, _, scale) in NUMERIC.items():
+        a, b = child[name]
+        child[name] = (a, b * factor + (scale if factor > 1 and b == 0 else 0.0))
+    return normalize(child), f"stretched every β-slope ×{factor:g}"
+
+
+def crossover(a: Genome, b: Genome, rng: random.Random) -> Genome:
+    """Uniform crossover: each gene from one parent or the other."""
+    return normalize({k: (a[k] if rng.random() < 0.5 else b[k]) for k in (*CHOICES, *NUMERIC)})
+
+
+class EvolveProposer:
+    """Offline evolutionary proposer (``kind = "evolve"``)."""
+
+    kind = "evolve"
+
+    def __init__(self, cfg: ProposerConfig, selection: SelectionConfig) -> None:
+        self.cfg = cfg
+        self.selection = selection
+
+    def __repr__(self) -> str:
+        return f"EvolveProposer(population={self.cfg.population})"
+
+    def max_cost(self, request: ProposalRequest) -> float:
+        """Free."""
+        return 0.0
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def propose(self, request: ProposalRequest) -> ProposalResult:
+        """Mutate or recombine the best genomes so far (the starting genome first)."""
+        t0 = time.monotonic()
+        rng = random.Random(request.rng_seed)
+        known = {repr(sorted(g.items())) for g in (genome_of(h.code) for h in request.history) if g is not None}
+        parents = self._parents(request.history)
+        if not parents and request.index <= 1:
+            child, note = start_genome(), "the starting genome"
+        else:
+            # Without an evaluated parent yet (e.g. the rest of round 1), vary the starting genome.
+            parents = parents or [("the starting genome", start_genome())]
+            child, note = parents[0][1], ""
+            for _ in range(50):
+                weights = [1.0 / (rank + 1) for rank in range(len(parents))]
+                pid, pg = rng.choices(parents, weights=weights, k=1)[0]
+                roll = rng.random()
+                if len(parents) >= 2 and roll < 0.25:
+                    (ida, ga), (idb, gb) = rng.sample(parents, 2)
+                    child, changed = mutate(crossover(ga, gb, rng), rng, 1)
+                    note = f"crossover of {ida} and {idb}, then mutated {', '.join(changed)}"
+                elif roll < 0.45:
+                    child, what = stretch(pg, rng)
+                    note = f"{what} of {pid}"
+                else:
+                    child, changed = mutate(pg, rng, rng.choice((1, 1, 2, 3)))
+                    note = f"mutation of {pid}: {', '.join(changed)}"
+                if repr(sorted(child.items())) not in known:
+                    break
+        code = render(child)
+        response = f"evolve proposer: {note}\n\nGENOME = {pprint.pformat(child, sort_dicts=False)}\n"
+        usage = Usage(calls=1, seconds=time.monotonic() - t0, attempts=1)
+        return ProposalResult(response, code, usage)
+
+    def _parents(self, history: Sequence[HistoryItem]) -> list[tuple[str, Genome]]:
+        by_id = {h.record.id: h for h in history}
+        out = []
+        for rec in ranked([h.record for h in history], self.selection):
+            g = genome_of(by_id[rec.id].code)
+            if g is not None:
+                out.append((rec.id, g))
+            if len(out) >= self.cfg.population:
+                break
+        return out

@@ -1,0 +1,73 @@
+"""Discovery configuration: the example file, validation messages, and the run-directory round trip."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from autotts.discovery.config import PAPER_BETAS, config_from_mapping, load_config
+from autotts.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cfg(data: dict[str, object], tmp_path: Path):  # type: ignore[no-untyped-def]
+    return config_from_mapping(data, base_dir=tmp_path, source="test.toml")
+
+
+def test_example_config_is_valid() -> None:
+    c = load_config(REPO / "examples" / "discover.toml")
+    assert c.rounds == 5 and c.betas == PAPER_BETAS and c.final_runs == 100
+    assert c.proposer.kind in ("openai", "anthropic", "agent", "evolve")
+    assert all(p.is_absolute() for p in c.search_stores)
+
+
+def test_defaults_follow_the_paper(tmp_path: Path) -> None:
+    c = cfg({"stores": {"search": ["a.json"]}}, tmp_path)
+    assert c.rounds == 5 and c.candidates_per_round == 1 and c.betas == PAPER_BETAS
+    assert c.final_runs == 100 and c.search_runs == 10
+    assert c.selection.rule == "accuracy" and c.traces and c.require_beta
+    assert c.proposer.kind == "evolve"
+    assert c.search_stores == ((tmp_path / "a.json").resolve(),)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "stores.search must name at least one"),
+        ({"stores": {"search": ["a"]}, "roundz": 3}, "unknown key 'roundz' in the top level"),
+        ({"stores": {"search": ["a"]}, "budget": {"max_mony": 1}}, "unknown key 'max_mony' in [budget]"),
+        ({"stores": {"search": ["a"]}, "rounds": 0}, "rounds must be at least 1"),
+        ({"stores": {"search": ["a"]}, "evaluation": {"betas": [0.5, 1.5]}}, "numbers in [0, 1]"),
+        ({"stores": {"search": ["a"]}, "evaluation": {"betas": [0.5, 0.5]}}, "must not repeat"),
+        ({"stores": {"search": ["a"], "heldout": ["a"]}}, "both a search and a held-out store"),
+        ({"stores": {"search": ["a"]}, "proposer": {"kind": "gpt"}}, "must be one of openai"),
+        ({"stores": {"search": ["a"]}, "proposer": {"kind": "openai", "base_url": "http://x"}}, "model is required"),
+        ({"stores": {"search": ["a"]}, "proposer": {"kind": "openai", "model": "m"}}, "base_url is required"),
+        ({"stores": {"search": ["a"]}, "proposer": {"kind": "agent"}}, "command is required"),
+        ({"stores": {"search": ["a"]}, "selection": {"rule": "best"}}, "must be one of accuracy, objective"),
+        ({"stores": {"search": ["a"]}, "budget": {"max_money": -1}}, "must be positive"),
+        ({"stores": {"search": ["a"]}, "sandbox": {"memory_mb": "lots"}}, "must be an integer"),
+        ({"stores": {"search": ["a"]}, "ablation": {"traces": "no"}}, "must be true or false"),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        cfg(data, tmp_path)
+    assert message in str(info.value)
+    assert "test.toml" in str(info.value)
+
+
+def test_agent_command_string_is_split(tmp_path: Path) -> None:
+    c = cfg({"stores": {"search": ["a"]}, "proposer": {"kind": "agent", "command": "claude -p '{task}'"}}, tmp_path)
+    assert c.proposer.command == ("claude", "-p", "{task}")
+
+
+def test_round_trip_through_the_run_directory_form(tmp_path: Path) -> None:
+    data = tomllib.loads((REPO / "examples" / "discover.toml").read_text())
+    original = config_from_mapping(data, base_dir=REPO / "examples", source="example")
+    again = config_from_mapping(original.to_dict(), base_dir=tmp_path, source="again")
+    assert again == original
+    assert "api_key" not in original.to_json().replace("api_key_env", "")

@@ -1,0 +1,162 @@
+"""Static candidate checks: what parses, what is allowed, what is refused and why."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+
+import pytest
+
+from autotts.controllers.base import registry
+from autotts.discovery.proposers.evolve import render, start_genome
+from autotts.discovery.validation import validate_source
+from tests.discovery_support import FORBIDDEN_IMPORT, GOOD, NON_MONOTONE, PEEKER, SYNTAX_ERROR
+
+BODY = '''
+class Controller:
+    def __init__(self, beta=1.0):
+        self.beta = beta
+
+    @classmethod
+    def schedule(cls, beta):
+        return {{}}
+
+    def solve(self, session):
+        {line}
+        return None
+'''
+
+
+def body(line: str, header: str = "") -> str:
+    return header + BODY.format(line=line)
+
+
+def test_good_programs_pass() -> None:
+    for code in (GOOD, NON_MONOTONE, PEEKER, render(start_genome())):
+        result = validate_source(code)
+        assert result.ok, result.message
+    assert validate_source(GOOD).class_name == "Controller"
+
+
+def test_every_registered_beta_controller_module_passes() -> None:
+    """The seeds shown to the explorer must themselves be valid candidates."""
+    for name, cls in registry().items():
+        source = inspect.getsource(sys.modules[cls.__module__])
+        result = validate_source(source, require_beta=hasattr(cls, "schedule"))
+        assert result.ok, f"{name}: {result.message}"
+
+
+def test_syntax_error_names_the_line() -> None:
+    result = validate_source(SYNTAX_ERROR)
+    assert not result.ok
+    assert result.violations[0].rule == "syntax"
+    assert result.violations[0].line == 3
+
+
+@pytest.mark.parametrize(
+    ("header", "line", "rule"),
+    [
+        ("import os\n", "os.getcwd()", "import"),
+        ("import subprocess\n", "pass", "import"),
+        ("from socket import socket\n", "pass", "import"),
+        ("from . import x\n", "pass", "import"),
+        ("import scipy\n", "pass", "import"),
+        ("", "open('/etc/passwd')", "builtin"),
+        ("", "eval('1')", "builtin"),
+        ("", "exec('x = 1')", "builtin"),
+        ("", "__import__('os')", "builtin"),
+        ("", "getattr(session, 'x')", "builtin"),
+        ("", "x = session.__class__", "dunder"),
+        ("", "x = session._q", "private"),
+        ("import numpy as np\n", "np.load('x.npy')", "attribute"),
+        ("from numpy import fromfile\n", "pass", "attribute"),
+        ("from autotts.env.session import ReplaySession\n", "ReplaySession.cost = 0", "patch"),
+        ("", "type(session).cost = 0", "patch"),
+        ("", "x = '{0.__class__}'.format(session)", "dunder"),
+    ],
+)
+def test_policy_violations(header: str, line: str, rule: str) -> None:
+    result = validate_source(body(line, header))
+    assert not result.ok
+    assert rule in {v.rule for v in result.violations}, result.message
+    assert all(v.line > 0 for v in result.violations if v.rule == rule)
+
+
+def test_forbidden_import_message_lists_the_allow_list() -> None:
+    result = validate_source(FORBIDDEN_IMPORT)
+    assert "import of 'os' is not allowed" in result.message
+    assert "numpy" in result.message and "scipy.stats" in result.message
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "import math\nimport numpy as np\nfrom scipy import stats\nfrom scipy.special import betainc\n",
+        "from collections import Counter, defaultdict\nimport heapq, itertools, functools, statistics\n",
+        "from dataclasses import dataclass\nfrom typing import Any\nfrom __future__ import annotations\n",
+        "from autotts.controllers.voting import majority, top_two, beta_confidence\n",
+    ],
+)
+def test_allowed_imports(header: str) -> None:
+    assert validate_source(body("pass", header)).ok
+
+
+def test_own_private_state_and_super_init_are_fine() -> None:
+    code = '''
+from autotts.controllers.base import BetaController
+
+
+class Controller(BetaController):
+    def __init__(self, beta=1.0):
+        super().__init__(beta)
+        self._seen = []
+
+    @classmethod
+    def schedule(cls, beta):
+        return {"n": 1 + round(4 * beta)}
+
+    def solve(self, session):
+        self._seen.append(1)
+        return None
+'''
+    assert validate_source(code).ok
+
+
+def test_schedule_rules() -> None:
+    no_schedule = '''
+class Controller:
+    def __init__(self, beta=1.0):
+        self.beta = beta
+
+    def solve(self, session):
+        return None
+'''
+    r = validate_source(no_schedule)
+    assert not r.ok and r.violations[0].rule == "schedule"
+    # Without the β requirement the same program is fine and is built without arguments.
+    r2 = validate_source(no_schedule, require_beta=False)
+    assert r2.ok and r2.takes_beta
+    plain = "class C:\n    def solve(self, session):\n        return None\n"
+    r3 = validate_source(plain, require_beta=False)
+    assert r3.ok and not r3.takes_beta
+    instance_method = body("pass").replace("    @classmethod\n", "")
+    r4 = validate_source(instance_method)
+    assert not r4.ok and "@classmethod or @staticmethod" in r4.message
+    inherited_abstract = '''
+from autotts.controllers.base import BetaController
+
+
+class Controller(BetaController):
+    def solve(self, session):
+        return None
+'''
+    r5 = validate_source(inherited_abstract)
+    assert not r5.ok and "must define schedule(beta) itself" in r5.message
+    no_beta = body("pass").replace("def __init__(self, beta=1.0)", "def __init__(self, n=3)")
+    r6 = validate_source(no_beta)
+    assert not r6.ok and "must accept beta=" in r6.message
+
+
+def test_no_class_and_oversized_source() -> None:
+    assert "no top-level class" in validate_source("x = 1\n").message
+    assert validate_source("#" * 200_000).violations[0].rule == "size"
