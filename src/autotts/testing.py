@@ -1,0 +1,57 @@
+"""Public fakes and conformance checks for testing code built on autotts.
+
+Tests of controllers, evaluation, discovery or reports rarely need the published
+replay data; they need a small store that looks real and is the same on every run.
+:func:`tiny_store` builds one from the synthetic generative model
+(:mod:`autotts.store.synthetic`), and :func:`write_tiny_store` puts it in a file for
+command-line tests. The environment conformance checks are re-exported so that users
+can run them on their own backends.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from autotts.env.checker import EnvCheckError, check_env, check_session
+from autotts.store.schema import ReplayStore
+
+__all__ = ["EnvCheckError", "check_env", "check_session", "tiny_store", "write_tiny_store"]
+
+
+def tiny_store(
+    seed: int = 0,
+    questions: int = 6,
+    branches: int = 16,
+    *,
+    profile: str = "large",
+    model: str | None = None,
+    benchmark: str | None = None,
+    **knobs: Any,
+) -> ReplayStore:
+    """A small synthetic store (default 6 questions x 16 branches of profile ``large``).
+
+    Same arguments -> identical store. ``knobs`` override any knob of the generative
+    model (``err_rate=0.0``, ``delta=1000``, ...); ``model``/``benchmark`` default to
+    ``tiny-<profile>`` and ``seed<seed>`` so that stores from different seeds have
+    different names in results.
+    """
+    from autotts.store.synthetic import synthesize
+
+    return synthesize(
+        profile,
+        seed=seed,
+        model=model or f"tiny-{profile}",
+        benchmark=benchmark or f"seed{seed}",
+        questions=questions,
+        branches=branches,
+        **knobs,
+    )
+
+
+def write_tiny_store(path: str | os.PathLike[str], seed: int = 0, **kwargs: Any) -> Path:
+    """Write :func:`tiny_store` (same arguments) to ``path`` (``.parquet`` or ``.json``); return the path."""
+    from autotts.store import save_store
+
+    return save_store(tiny_store(seed, **kwargs), path)
