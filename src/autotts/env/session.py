@@ -75,25 +75,42 @@ class BranchView(NamedTuple):
     """Tokens charged on this branch so far."""
 
 
+# ``Reveal(...)`` goes through the Python-level ``__new__`` that NamedTuple generates;
+# building the tuple directly gives the same object at half the cost, and every action
+# of a user-written controller returns one.
+_new_tuple = tuple.__new__
+
+
 class ReplaySession:
-    """Replay of one question in one run's branch order (see the module docstring)."""
+    """Replay of one question in one run's branch order (see the module docstring).
+
+    Hot-path layout (why it looks like this): per opened branch the session keeps only
+    its cursor, latest answer code, a state flag (0 live, 1 finished, 2 pruned) and the
+    tokens charged beyond ``cursor * Δ`` (the final remainder or a full read). The
+    tokens spent inside the probes are always ``cursor * Δ``, so they are never stored,
+    and the question's tuples are bound to slots once so that every action reads them
+    without attribute chains. ``advance`` and ``open`` inline the shared step for the
+    same reason; :meth:`_step` remains for the compatibility paths.
+    """
 
     __slots__ = (
-        "_charged",
         "_cost",
         "_cursor",
+        "_delta",
         "_events",
-        "_finished",
+        "_extra",
+        "_finals",
         "_latest",
         "_n_open",
         "_n_total",
         "_notes",
         "_order",
-        "_pruned",
-        "_q",
+        "_probes",
         "_quirks",
         "_record",
-        "_spent",
+        "_state",
+        "_tokens",
+        "_vocab",
     )
 
     def __init__(
@@ -104,16 +121,19 @@ class ReplaySession:
         record: bool = True,
         quirks: bool = False,
     ) -> None:
+        order = order if type(order) is tuple else tuple(order)
         n = len(order)
-        self._q = question
-        self._order = tuple(order)
+        self._probes = question.probes
+        self._finals = question.finals
+        self._tokens = question.tokens
+        self._vocab = question.vocab
+        self._delta = question.delta
+        self._order = order
         self._n_total = n
         self._n_open = 0
         self._cursor = [0] * n
-        self._spent = [0] * n
-        self._charged = [0] * n
-        self._finished = [False] * n
-        self._pruned = [False] * n
+        self._extra = [0] * n
+        self._state = [0] * n
         self._latest: list[int] = [-1] * n
         self._cost = 0
         self._record = record
@@ -131,21 +151,69 @@ class ReplaySession:
         if i >= self._n_total:
             return None
         self._n_open = i + 1
-        return self._step(i, OPEN)
+        # Inlined _step(i, OPEN): see the class docstring.
+        b = self._order[i]
+        probes = self._probes[b]
+        c = self._cursor[i]
+        if c < len(probes):
+            code = probes[c]
+            c += 1
+            self._cursor[i] = c
+            charge = self._delta
+            finished = False
+        else:
+            code = self._finals[b]
+            charge = self._tokens[b] - c * self._delta
+            if charge < 0:
+                charge = 0
+            self._extra[i] += charge
+            self._state[i] = 1
+            finished = True
+        self._latest[i] = code
+        cost = self._cost + charge
+        self._cost = cost
+        if self._record:
+            self._events.append((OPEN, i, c, code, charge, cost))
+        return _new_tuple(Reveal, (i, self._vocab[code], finished, charge))
 
     def advance(self, branch: int) -> Reveal:
         """Advance an opened, live branch by one interval and reveal its latest answer."""
         try:
-            ok = 0 <= branch < self._n_open and not self._finished[branch] and not self._pruned[branch]
+            ok = 0 <= branch < self._n_open and not self._state[branch]
         except TypeError:
             ok = False
         if not ok:
             self._check_advance(branch)
-        return self._step(branch, ADVANCE)
+            return self._step(branch, ADVANCE)
+        # Inlined _step(branch, ADVANCE): see the class docstring.
+        b = self._order[branch]
+        probes = self._probes[b]
+        c = self._cursor[branch]
+        if c < len(probes):
+            code = probes[c]
+            c += 1
+            self._cursor[branch] = c
+            charge = self._delta
+            finished = False
+        else:
+            code = self._finals[b]
+            charge = self._tokens[b] - c * self._delta
+            if charge < 0:
+                charge = 0
+            self._extra[branch] += charge
+            self._state[branch] = 1
+            finished = True
+        self._latest[branch] = code
+        cost = self._cost + charge
+        self._cost = cost
+        if self._record:
+            self._events.append((ADVANCE, branch, c, code, charge, cost))
+        return _new_tuple(Reveal, (branch, self._vocab[code], finished, charge))
 
     def advance_many(self, branches: Iterable[int]) -> list[Reveal]:
         """Advance several branches once each, in the given order."""
-        return [self.advance(b) for b in branches]
+        advance = self.advance
+        return [advance(b) for b in branches]
 
     def read(self) -> Reveal | None:
         """Full-read the next fresh branch: its final answer at its full length.
@@ -157,15 +225,17 @@ class ReplaySession:
             return None
         self._n_open = i + 1
         b = self._order[i]
-        charge = self._q.tokens[b]
-        code = self._q.finals[b]
-        self._finished[i] = True
+        charge = self._tokens[b]
+        code = self._finals[b]
+        self._state[i] = 1
         self._latest[i] = code
-        self._charged[i] = charge
-        self._cost += charge
+        # The branch's charged tokens become exactly its length (cursor * Δ + extra).
+        self._extra[i] = charge - self._cursor[i] * self._delta
+        cost = self._cost + charge
+        self._cost = cost
         if self._record:
-            self._events.append((READ, i, 0, code, charge, self._cost))
-        return Reveal(i, self._q.vocab[code], True, charge)
+            self._events.append((READ, i, 0, code, charge, cost))
+        return _new_tuple(Reveal, (i, self._vocab[code], True, charge))
 
     def prune(self, branch: int) -> None:
         """Stop a live branch for good; it costs nothing and can no longer be advanced."""
@@ -175,14 +245,15 @@ class ReplaySession:
                 action=("prune", branch),
                 state=self.describe(),
             )
-        if self._pruned[branch] or self._finished[branch]:
-            why = "already pruned" if self._pruned[branch] else "already finished"
+        state = self._state[branch]
+        if state:
+            why = "already pruned" if state == 2 else "already finished"
             raise IllegalActionError(
                 f"PRUNE({branch}) is illegal: the branch is {why}",
                 action=("prune", branch),
                 state=self.describe(),
             )
-        self._pruned[branch] = True
+        self._state[branch] = 2
         if self._record:
             self._events.append((PRUNE, branch, self._cursor[branch], -1, 0, self._cost))
 
@@ -199,7 +270,7 @@ class ReplaySession:
                 action=("advance", branch),
                 state=self.describe(),
             )
-        if self._quirks and 0 <= branch < self._n_total and branch <= self._n_open and not self._pruned[branch]:
+        if self._quirks and 0 <= branch < self._n_total and branch <= self._n_open and self._state[branch] != 2:
             return
         if not (0 <= branch < self._n_open):
             raise IllegalActionError(
@@ -208,7 +279,7 @@ class ReplaySession:
                 action=("advance", branch),
                 state=self.describe(),
             )
-        why = "pruned" if self._pruned[branch] else "finished (its final answer is already revealed)"
+        why = "pruned" if self._state[branch] == 2 else "finished (its final answer is already revealed)"
         raise IllegalActionError(
             f"ADVANCE({branch}) is illegal: the branch is {why}",
             action=("advance", branch),
@@ -216,29 +287,31 @@ class ReplaySession:
         )
 
     def _step(self, i: int, action: int) -> Reveal:
+        """One interval of branch ``i`` (any state: the compatibility paths use it too)."""
         b = self._order[i]
-        q = self._q
-        probes = q.probes[b]
+        probes = self._probes[b]
         c = self._cursor[i]
         if c < len(probes):
             code = probes[c]
-            self._cursor[i] = c + 1
-            charge = q.delta
-            self._spent[i] += charge
+            c += 1
+            self._cursor[i] = c
+            charge = self._delta
             finished = False
         else:
-            code = q.finals[b]
-            charge = q.tokens[b] - self._spent[i]
+            code = self._finals[b]
+            # Spent = the probes' intervals; the original code charges the remainder
+            # against them only (so a quirk re-advance of a finished branch pays again).
+            charge = self._tokens[b] - c * self._delta
             if charge < 0:
                 charge = 0
-            self._finished[i] = True
+            self._extra[i] += charge
+            self._state[i] = 1
             finished = True
         self._latest[i] = code
-        self._charged[i] += charge
         self._cost += charge
         if self._record:
-            self._events.append((action, i, self._cursor[i], code, charge, self._cost))
-        return Reveal(i, q.vocab[code], finished, charge)
+            self._events.append((action, i, c, code, charge, self._cost))
+        return _new_tuple(Reveal, (i, self._vocab[code], finished, charge))
 
     # ----------------------------------------------------------- read-only state
     @property
@@ -249,12 +322,13 @@ class ReplaySession:
     @property
     def sequential_tokens(self) -> int:
         """Tokens of the longest branch so far: latency when branches decode in parallel."""
-        return max(self._charged[: self._n_open], default=0)
+        delta, cursor, extra = self._delta, self._cursor, self._extra
+        return max((cursor[i] * delta + extra[i] for i in range(self._n_open)), default=0)
 
     @property
     def delta(self) -> int:
         """Tokens per interval (Δ)."""
-        return self._q.delta
+        return self._delta
 
     @property
     def n_opened(self) -> int:
@@ -279,36 +353,36 @@ class ReplaySession:
     def is_finished(self, branch: int) -> bool:
         """Whether an opened branch has been read to its end."""
         self._check_opened(branch)
-        return self._finished[branch]
+        return self._state[branch] == 1
 
     def is_pruned(self, branch: int) -> bool:
         """Whether an opened branch has been pruned."""
         self._check_opened(branch)
-        return self._pruned[branch]
+        return self._state[branch] == 2
 
     def answer(self, branch: int) -> str | None:
         """Latest revealed answer of an opened branch."""
         self._check_opened(branch)
         code = self._latest[branch]
-        return None if code < 0 else self._q.vocab[code]
+        return None if code < 0 else self._vocab[code]
 
     def alive(self) -> list[int]:
         """Opened branches that are neither finished nor pruned, in opening order."""
-        fin, pr = self._finished, self._pruned
-        return [i for i in range(self._n_open) if not fin[i] and not pr[i]]
+        state = self._state
+        return [i for i in range(self._n_open) if not state[i]]
 
     @property
     def branches(self) -> tuple[BranchView, ...]:
         """A snapshot of every opened branch."""
-        vocab = self._q.vocab
+        vocab, delta = self._vocab, self._delta
         return tuple(
             BranchView(
                 i,
                 self._cursor[i],
-                self._finished[i],
-                self._pruned[i],
+                self._state[i] == 1,
+                self._state[i] == 2,
                 None if self._latest[i] < 0 else vocab[self._latest[i]],
-                self._charged[i],
+                self._cursor[i] * delta + self._extra[i],
             )
             for i in range(self._n_open)
         )
@@ -316,17 +390,10 @@ class ReplaySession:
     @property
     def trace(self) -> tuple[TraceEvent, ...]:
         """The recorded execution trace (empty when recording is off)."""
-        vocab = self._q.vocab
+        vocab = self._vocab
+        names = ACTION_NAMES
         return tuple(
-            TraceEvent(
-                step,
-                ACTION_NAMES[a],
-                i,
-                depth,
-                None if code < 0 else vocab[code],
-                charge,
-                total,
-            )
+            _new_tuple(TraceEvent, (step, names[a], i, depth, None if code < 0 else vocab[code], charge, total))
             for step, (a, i, depth, code, charge, total) in enumerate(self._events)
         )
 
@@ -339,8 +406,8 @@ class ReplaySession:
         """A one-line summary of the state, used in error messages."""
         return (
             f"opened={self._n_open}/{self._n_total}, alive={self.alive()}, "
-            f"finished={[i for i in range(self._n_open) if self._finished[i]]}, "
-            f"pruned={[i for i in range(self._n_open) if self._pruned[i]]}, cost={self._cost}"
+            f"finished={[i for i in range(self._n_open) if self._state[i] == 1]}, "
+            f"pruned={[i for i in range(self._n_open) if self._state[i] == 2]}, cost={self._cost}"
         )
 
     def _check_opened(self, branch: int) -> None:

@@ -55,15 +55,41 @@ def run_cell(
     protocol: Protocol | None = None,
     record: bool = False,
     quirks: bool = False,
+    fast: bool = True,
 ) -> CellResult:
     """Evaluate one controller spec on one store for ``runs`` runs.
 
-    With ``record=True`` every episode's execution trace is kept in the result.
+    With ``record=True`` every episode's execution trace is kept in the result. A
+    built-in controller runs on its compiled kernel (:mod:`autotts.engine`) when one
+    exists and numba is available, with bit-identical results (answers, costs,
+    sequential tokens and traces); ``fast=False`` forces the Python controller, the
+    reference the kernels are tested against. ``quirks`` only changes what happens on
+    illegal actions, which built-in controllers never take, so it does not affect them.
     """
     protocol = protocol or Protocol()
     if runs < 1:
         raise ConfigError(f"runs must be at least 1, got {runs}")
     controller = spec.build()
+    if fast:
+        from autotts.engine import run_builtin
+
+        t0 = time.perf_counter()
+        done = run_builtin(store, controller, runs=runs, protocol=protocol, record=record)
+        if done is not None:
+            return CellResult(
+                store=store.name,
+                model=store.meta.model,
+                benchmark=store.meta.benchmark,
+                controller=spec.name,
+                params=dict(spec.params),
+                protocol=protocol.label,
+                correct=done.correct,
+                cost=done.cost,
+                sequential=done.sequential,
+                answers=done.answers,
+                traces=done.traces,
+                seconds=time.perf_counter() - t0,
+            )
     replay = store.replay
     golds = store.golds
     nq = len(replay)
@@ -150,14 +176,20 @@ def evaluate_cells(
     stores: list[ReplayStore] = []
     index: dict[int, int] = {}
     tasks = []
+    controllers = []
     for cell in cells:
         sid = id(cell.store)
         if sid not in index:
             index[sid] = len(stores)
             stores.append(cell.store)
             cell.store.replay  # noqa: B018  (intern once here, before workers fork)
-        cell.spec.build()  # fail fast on a bad spec, before any worker starts
+        controllers.append(cell.spec.build())  # fail fast on a bad spec, before any worker starts
         tasks.append((index[sid], cell.spec))
+    from autotts.engine import prepare
+
+    # Lay stores out and compile the needed kernels once here, so that forked workers
+    # inherit them instead of each doing it again.
+    prepare(stores, controllers, runs=runs, protocol=options.protocol)
     results: list[CellResult | None] = [None] * len(cells)
     for done, (i, result) in enumerate(
         run_tasks(stores, tasks, options, backend=backend, workers=workers, address=address), start=1
