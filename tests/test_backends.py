@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from autotts.errors import ConfigError
 from autotts.evaluation import evaluate
-from tests.test_evaluation import tiny_store
+from autotts.testing import tiny_store
 
-SPECS = ["sc:n=1", "sc:n=2", "sc:n=5"]
+FILE = Path(__file__).parent / "data" / "published_style_controllers.py"
+SPECS = [
+    "sc:n=1",
+    "sc:n=5",
+    "asc:max_samples=8",
+    "parallel-probe:chains=4",
+    "cmc:beta=0.5",
+    f"{FILE}:AdaptiveConsistency:max_samples=8",
+]
 
 
 def _arrays(results):  # type: ignore[no-untyped-def]
@@ -17,7 +27,7 @@ def _arrays(results):  # type: ignore[no-untyped-def]
 
 
 def test_serial_and_processes_identical() -> None:
-    stores = [tiny_store(3), tiny_store(5)]
+    stores = [tiny_store(seed=1, questions=3), tiny_store(seed=2, questions=5)]
     serial = evaluate(stores, SPECS, runs=6, backend="serial")
     procs = evaluate(stores, SPECS, runs=6, backend="processes", workers=2)
     assert _arrays(serial) == _arrays(procs)
@@ -35,7 +45,7 @@ def test_ray_backend_identical() -> None:
     ray = pytest.importorskip("ray", reason="the ray extra is not installed")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        stores = [tiny_store(3), tiny_store(4)]
+        stores = [tiny_store(seed=3, questions=3), tiny_store(seed=4, questions=4)]
         serial = evaluate(stores, SPECS, runs=4, backend="serial")
         on_ray = evaluate(stores, SPECS, runs=4, backend="ray")
         assert _arrays(serial) == _arrays(on_ray)

@@ -110,8 +110,12 @@ def test_checker_rejects_a_broken_backend() -> None:
 
 
 def _tiny_backends():  # type: ignore[no-untyped-def]
+    from autotts.testing import tiny_store
+
     replay, _ = intern_question(make_question(BRANCHES * 4))
-    return [("hand-built", replay)]
+    large = tiny_store(seed=5, questions=1, branches=12).replay[0]
+    small = tiny_store(seed=6, questions=1, branches=12, profile="small").replay[0]
+    return [("hand-built", replay), ("synthetic-large", large), ("synthetic-small", small)]
 
 
 @pytest.mark.parametrize(("name", "replay"), _tiny_backends())
