@@ -102,6 +102,13 @@ def eval_command(
     quirks: Annotated[
         bool, typer.Option("--quirks", help="Reproduce the original code base's accounting quirks (compat mode).")
     ] = False,
+    python_controllers: Annotated[
+        bool,
+        typer.Option(
+            "--python-controllers",
+            help="Run built-ins as their Python reference code instead of compiled kernels (same numbers, slower).",
+        ),
+    ] = False,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Stream the JSON records to this file as cells finish.")
     ] = None,
@@ -203,6 +210,7 @@ def eval_command(
                 runs=runs,
                 protocol=proto,
                 quirks=quirks,
+                fast=not python_controllers,
                 backend=backend,
                 workers=workers,
                 address=address,

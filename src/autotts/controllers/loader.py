@@ -62,7 +62,8 @@ def load_controller_class(path: str | Path, class_name: str) -> Any:
             n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__
         )
         raise ControllerSpecError(
-            f"controller file {str(path)!r} defines no class {class_name!r}; classes found: {', '.join(classes) or 'none'}"
+            f"controller file {str(path)!r} defines no class {class_name!r}; "
+            f"classes found: {', '.join(classes) or 'none'}"
         )
     return cls
 

@@ -39,6 +39,8 @@ class RunOptions:
     protocol: Protocol = field(default_factory=Protocol)
     record: bool = False
     quirks: bool = False
+    fast: bool = True
+    """Run built-in controllers on their compiled kernels (identical results)."""
 
 
 # Stores of a worker process, installed once per worker by the pool initializer.
@@ -50,28 +52,30 @@ def _init_worker(stores: Sequence[ReplayStore]) -> None:
     _WORKER_STORES = stores
 
 
-def _run_indexed(store_index: int, spec: ControllerSpec, options: RunOptions) -> CellResult:
+def run_with(store: ReplayStore, spec: ControllerSpec, options: RunOptions) -> CellResult:
+    """Run one cell with the shared options (what every backend executes)."""
     from autotts.evaluation.runner import run_cell
 
     return run_cell(
-        _WORKER_STORES[store_index],
+        store,
         spec,
         runs=options.runs,
         protocol=options.protocol,
         record=options.record,
         quirks=options.quirks,
+        fast=options.fast,
     )
+
+
+def _run_indexed(store_index: int, spec: ControllerSpec, options: RunOptions) -> CellResult:
+    return run_with(_WORKER_STORES[store_index], spec, options)
 
 
 def _serial(
     stores: Sequence[ReplayStore], tasks: Sequence[tuple[int, ControllerSpec]], options: RunOptions
 ) -> Iterator[tuple[int, CellResult]]:
-    from autotts.evaluation.runner import run_cell
-
     for i, (si, spec) in enumerate(tasks):
-        yield i, run_cell(
-            stores[si], spec, runs=options.runs, protocol=options.protocol, record=options.record, quirks=options.quirks
-        )
+        yield i, run_with(stores[si], spec, options)
 
 
 def _processes(
@@ -106,14 +110,6 @@ def _processes(
                 fut.cancel()
 
 
-def _ray_cell(store: ReplayStore, spec: ControllerSpec, options: RunOptions) -> CellResult:
-    from autotts.evaluation.runner import run_cell
-
-    return run_cell(
-        store, spec, runs=options.runs, protocol=options.protocol, record=options.record, quirks=options.quirks
-    )
-
-
 def _ray(
     stores: Sequence[ReplayStore],
     tasks: Sequence[tuple[int, ControllerSpec]],
@@ -140,7 +136,7 @@ def _ray(
             raise ConfigError(f"cannot start or reach a Ray cluster at {address or 'local'}: {exc}") from None
         started_here = True
     try:
-        remote = ray.remote(_ray_cell)
+        remote = ray.remote(run_with)
         refs = {}
         store_refs: dict[int, Any] = {}
         for i, (si, spec) in enumerate(tasks):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -21,7 +22,7 @@ class QuestionTrace:
     question: int
     answer: str | None
     correct: bool
-    events: tuple[TraceEvent, ...]
+    events: Sequence[TraceEvent]
     notes: tuple[tuple[int, str], ...] = ()
 
 
@@ -43,7 +44,7 @@ class CellResult:
     cost: NDArray[np.int64]
     sequential: NDArray[np.int64]
     answers: tuple[tuple[str | None, ...], ...] = ()
-    traces: tuple[QuestionTrace, ...] = field(default=(), repr=False)
+    traces: Sequence[QuestionTrace] = field(default=(), repr=False)
     seconds: float = 0.0
 
     @property

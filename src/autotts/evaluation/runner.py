@@ -158,6 +158,7 @@ def evaluate_cells(
     protocol: Protocol | None = None,
     record: bool = False,
     quirks: bool = False,
+    fast: bool = True,
     backend: str = "processes",
     workers: int | None = None,
     address: str | None = None,
@@ -172,7 +173,7 @@ def evaluate_cells(
 
     if runs < 1:
         raise ConfigError(f"runs must be at least 1, got {runs}")
-    options = RunOptions(runs=runs, protocol=protocol or Protocol(), record=record, quirks=quirks)
+    options = RunOptions(runs=runs, protocol=protocol or Protocol(), record=record, quirks=quirks, fast=fast)
     stores: list[ReplayStore] = []
     index: dict[int, int] = {}
     tasks = []
@@ -189,7 +190,8 @@ def evaluate_cells(
 
     # Lay stores out and compile the needed kernels once here, so that forked workers
     # inherit them instead of each doing it again.
-    prepare(stores, controllers, runs=runs, protocol=options.protocol)
+    if fast:
+        prepare(stores, controllers, runs=runs, protocol=options.protocol)
     results: list[CellResult | None] = [None] * len(cells)
     for done, (i, result) in enumerate(
         run_tasks(stores, tasks, options, backend=backend, workers=workers, address=address), start=1
@@ -211,6 +213,7 @@ def evaluate(
     subsample_size: int = 64,
     record: bool = False,
     quirks: bool = False,
+    fast: bool = True,
     backend: str = "processes",
     workers: int | None = None,
     address: str | None = None,
@@ -222,7 +225,9 @@ def evaluate(
     :class:`ControllerSpec` objects. ``betas`` expands every controller that takes
     ``beta`` into one cell per value. Cells run on ``backend`` (``serial``,
     ``processes`` = all cores by default, or ``ray``); results are identical on all of
-    them. Returns one :class:`CellResult` per cell, in store-major order.
+    them. Built-in controllers run on compiled kernels with bit-identical results;
+    ``fast=False`` runs their Python reference implementations instead. Returns one
+    :class:`CellResult` per cell, in store-major order.
     """
     store_list = [stores] if isinstance(stores, ReplayStore) else list(stores)
     if isinstance(controllers, (str, ControllerSpec)):
@@ -236,6 +241,7 @@ def evaluate(
         protocol=proto,
         record=record,
         quirks=quirks,
+        fast=fast,
         backend=backend,
         workers=workers,
         address=address,
