@@ -10,6 +10,7 @@ monotonically; every internal setting comes from ``schedule(beta)``.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -25,8 +26,8 @@ class Controller(Protocol):
         ...
 
 
-class BetaController:
-    """Base for controllers driven by one knob ``beta``; subclasses define :meth:`schedule`."""
+class BetaController(abc.ABC):
+    """Base for controllers driven by one knob ``beta``; subclasses define :meth:`schedule` and :meth:`solve`."""
 
     name: ClassVar[str] = ""
 
@@ -35,13 +36,13 @@ class BetaController:
         self.settings = self.schedule(self.beta)
 
     @classmethod
+    @abc.abstractmethod
     def schedule(cls, beta: float) -> dict[str, Any]:
         """Every internal setting as a function of ``beta``."""
-        raise NotImplementedError(f"{cls.__name__} must define schedule(beta)")
 
-    def solve(self, session: ReplaySession) -> str | None:  # pragma: no cover - abstract
+    @abc.abstractmethod
+    def solve(self, session: ReplaySession) -> str | None:
         """Answer one question through ``session``."""
-        raise NotImplementedError(f"{type(self).__name__} must define solve(session)")
 
 
 ControllerFactory = Callable[..., Controller]
