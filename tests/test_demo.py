@@ -92,11 +92,14 @@ def test_demo_refuses_bad_arguments(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_cli_demo_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_demo_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A relative --out, as a user types it (the default is relative too).
+    monkeypatch.chdir(tmp_path)
     capsys.readouterr()
-    code = main(["demo", "--quick", "--out", str(tmp_path / "demo"), "--seed", "2", "--workers", "1"])
+    code = main(["demo", "--quick", "--out", "demo", "--seed", "2", "--workers", "1"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
+    assert "discovery: done" in captured.out
     assert (tmp_path / "demo" / "results.json").is_file()
     assert (tmp_path / "demo" / "summary.md").is_file()
     expected = ("What it did", "Where to look", "autotts store import", "eval --preset paper-main", "discovered")

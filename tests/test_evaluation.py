@@ -148,3 +148,26 @@ def test_sc64_self_check(qwen4b_aime24) -> None:  # type: ignore[no-untyped-def]
     assert round(r.tokens) == 886_830
     again = evaluate(qwen4b_aime24, "sc:n=64")[0]
     assert np.array_equal(r.correct, again.correct) and np.array_equal(r.cost, again.cost)
+
+
+class FirstAgreement:
+    """The README's example: read until two final answers agree."""
+
+    def solve(self, session):  # type: ignore[no-untyped-def]
+        seen = set()
+        while (r := session.read()) is not None:
+            if r.answer in seen:
+                return r.answer
+            seen.add(r.answer)
+        return None
+
+
+def test_evaluate_accepts_controller_classes_and_instances(tmp_path: Path) -> None:
+    store = tiny_store()
+    by_instance = evaluate(store, FirstAgreement(), runs=3)[0]
+    by_class = evaluate(store, [FirstAgreement, "sc:n=2"], runs=3, backend="processes", workers=2)
+    assert by_instance.controller == "FirstAgreement" and by_instance.params == {}
+    assert np.array_equal(by_instance.cost, by_class[0].cost)
+    assert by_class[1].label == "sc(n=2)"
+    with pytest.raises(ControllerSpecError, match="not a controller"):
+        evaluate(store, 42, runs=1)

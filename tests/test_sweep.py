@@ -106,3 +106,43 @@ def test_killed_sweep_keeps_finished_cells_and_resumes(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh.json"
     subprocess.run([*args, "--json", str(fresh)], env=env, capture_output=True, timeout=120, check=True)
     assert _strip(final) == _strip(json.loads(fresh.read_text()))
+
+
+def test_resume_keeps_records_of_other_cells(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = save_store(tiny_store(), tmp_path / "m" / "tiny.json")
+    out = tmp_path / "r.json"
+    base = ["eval", "--store", str(store), "--runs", "3", "--backend", "serial", "--json", str(out)]
+    assert main([*base, "-c", "sc:n=2"]) == 0
+    assert main([*base, "-c", "sc:n=4", "--resume"]) == 0
+    assert sorted(r["params"]["n"] for r in json.loads(out.read_text())) == [2, 4]
+    err = capsys.readouterr().err
+    assert "[1/1] sc(n=4) on" in err  # a line per cell when stderr is not a terminal
+
+
+@pytest.mark.parametrize("content", ['[{"x": 1}]', '[{"store": "a"}]', "[1]"])
+def test_resume_from_foreign_records_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    store = save_store(tiny_store(), tmp_path / "t.json")
+    out = tmp_path / "r.json"
+    out.write_text(content)
+    assert main(["eval", "--store", str(store), "--json", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "record 0 lacks" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["-c", "sc", "--protocol", "subsample", "--subsample-size", "500"], "exceeds the 9 branches"),
+        (["-c", "sc", "--protocol", "subsample", "--subsample-size", "0"], "at least 1"),
+        (["-c", "cmc:beta=1.5"], "beta must be a number in [0, 1]"),
+        (["-c", "sc", "--address", "127.0.0.1:6379"], "--address only applies to --backend ray"),
+    ],
+)
+def test_eval_rejects_inconsistent_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], fragment: str
+) -> None:
+    store = save_store(tiny_store(), tmp_path / "t.json")
+    assert main(["eval", "--store", str(store), *args]) == 2
+    assert fragment in capsys.readouterr().err

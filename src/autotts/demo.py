@@ -408,7 +408,8 @@ def run_demo(
 
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"demo seed must be a non-negative integer, got {seed!r}")
-    out = Path(out_dir)
+    # Absolute, because the discovery step resolves store paths against its own run directory.
+    out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
         raise ConfigError(f"demo output {str(out)!r} exists and is not a directory; choose another --out")
     if not _check_discovery_dir(out / "discovery"):

@@ -128,4 +128,8 @@ def demo_command(
     out.print("  with real data:  autotts store import PATH/TO/autotts-replay --out stores/")
     out.print("                   autotts eval --preset paper-main --store stores/")
     out.print("  with a real LLM: autotts discover CONFIG   (see examples/discover.toml and docs/discovery.md)")
+    failed = [step.name for step in result.steps if step.status == "failed"]
+    if failed:
+        err.print(f"[bold red]error:[/] demo step(s) failed: {escape(', '.join(failed))} (see above)", markup=True)
+        raise typer.Exit(1)
     err.print(f"done in {wall:.1f} s")

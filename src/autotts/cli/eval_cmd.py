@@ -157,10 +157,13 @@ def eval_command(
     controllers = list(controller or []) + (config.controllers if config else [])
     betas = _parse_betas(beta) or (config.betas if config and config.betas else None)
     runs = runs or (config.runs if config else 100)
-    proto = Protocol(
-        protocol or (config.protocol if config else "shuffle"),
-        subsample_size or (config.subsample_size if config else 64),
-    )
+    if subsample_size is None:
+        subsample_size = config.subsample_size if config else 64
+    if subsample_size < 1:
+        raise ConfigError(f"--subsample-size must be at least 1, got {subsample_size}")
+    proto = Protocol(protocol or (config.protocol if config else "shuffle"), subsample_size)
+    if address and (backend or (config.backend if config else None) or "processes") != "ray":
+        raise ConfigError("--address only applies to --backend ray")
     backend = backend or (config.backend if config and config.backend else "processes")
     workers = workers or (config.workers if config else None)
     address = address or (config.address if config else None)
@@ -201,6 +204,12 @@ def eval_command(
 
         def progress(done: int, total: int, result: CellResult) -> None:
             bar.update(task, completed=done, total=total)
+            if not err.is_terminal:  # no live bar in logs: one line per finished cell instead
+                err.print(
+                    f"[{done}/{total}] {result.label} on {result.store}: "
+                    f"{result.accuracy:.2f}% / {result.tokens:,.0f} tokens",
+                    markup=False,
+                )
             if stream is not None:
                 stream.add(result)
 
@@ -231,8 +240,11 @@ def eval_command(
             results.append(previous[key])
             ordered_records.append(previous[key].record)
     if stream is not None:
-        # Cells streamed in completion order; the finished file lists them in cell order.
-        stream.records = ordered_records
+        # Cells streamed in completion order; the finished file lists them in cell order,
+        # followed by records of earlier calls that this call did not ask for (kept, not lost).
+        current = {record_key(r) for r in ordered_records}
+        kept = [r for r in stream.records if record_key(r) not in current] if resume else []
+        stream.records = ordered_records + kept
         stream.flush(force=True)
     if preset is not None:
         title = f"{preset} ({runs} runs, {proto.label})"

@@ -60,6 +60,34 @@ class ControllerSpec:
     params: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
     class_name: str | None = None
+    target: Any = field(default=None, compare=False, repr=False)
+    """A controller class or instance given directly from Python (see :meth:`of`)."""
+
+    def __post_init__(self) -> None:
+        beta = self.params.get("beta")
+        if beta is not None and not (isinstance(beta, (int, float)) and 0.0 <= float(beta) <= 1.0):
+            raise ControllerSpecError(f"controller {self.label}: beta must be a number in [0, 1], got {beta!r}")
+
+    @classmethod
+    def of(cls, target: Any, **params: Any) -> ControllerSpec:
+        """A spec for a controller class (built with ``params``) or a ready instance.
+
+        An instance is shared by every question and run of its cells, so it must not
+        keep state between questions (the rule for every controller).
+        """
+        if inspect.isclass(target):
+            name = target.__name__
+        elif callable(getattr(target, "solve", None)):
+            if params:
+                raise ControllerSpecError(
+                    f"controller {type(target).__name__}: parameters need a class, not an instance"
+                )
+            name = type(target).__name__
+        else:
+            raise ControllerSpecError(
+                f"{target!r} is not a controller: pass a spec string, a class, or an object with solve(session)"
+            )
+        return cls(name=name, params=dict(params), target=target)
 
     @classmethod
     def parse(cls, text: str) -> ControllerSpec:
@@ -87,7 +115,7 @@ class ControllerSpec:
 
     def with_params(self, **extra: Any) -> ControllerSpec:
         """A copy with some parameters added or replaced."""
-        return ControllerSpec(self.name, {**self.params, **extra}, self.path, self.class_name)
+        return ControllerSpec(self.name, {**self.params, **extra}, self.path, self.class_name, self.target)
 
     @property
     def label(self) -> str:
@@ -109,6 +137,8 @@ class ControllerSpec:
         )
 
     def _factory(self) -> Any:
+        if self.target is not None:
+            return self.target if inspect.isclass(self.target) else type(self.target)
         if self.path is not None:
             from autotts.controllers.loader import load_controller_class
 
@@ -117,8 +147,11 @@ class ControllerSpec:
 
     def build(self) -> Controller:
         """A fresh controller instance with this spec's parameters."""
+        if self.target is not None and not inspect.isclass(self.target):
+            built_instance: Controller = self.target
+            return built_instance
         factory = self._factory()
-        if self.path is not None:
+        if self.path is not None or self.target is not None:
             from autotts.controllers.loader import instantiate
 
             built: Controller = instantiate(factory, self.params, spec=self.label)

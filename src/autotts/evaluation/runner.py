@@ -174,6 +174,14 @@ def evaluate_cells(
     if runs < 1:
         raise ConfigError(f"runs must be at least 1, got {runs}")
     options = RunOptions(runs=runs, protocol=protocol or Protocol(), record=record, quirks=quirks, fast=fast)
+    if options.protocol.name == "subsample":
+        for cell in cells:
+            smallest = min((q.n_branches for q in cell.store.replay), default=0)
+            if options.protocol.size > smallest:
+                raise ConfigError(
+                    f"subsample size {options.protocol.size} exceeds the {smallest} branches of a question "
+                    f"in {cell.store.name}; choose a size of at most {smallest}"
+                )
     stores: list[ReplayStore] = []
     index: dict[int, int] = {}
     tasks = []
@@ -203,9 +211,17 @@ def evaluate_cells(
     return [r for r in results if r is not None]
 
 
+def _as_spec(controller: Any) -> ControllerSpec:
+    if isinstance(controller, ControllerSpec):
+        return controller
+    if isinstance(controller, str):
+        return ControllerSpec.parse(controller)
+    return ControllerSpec.of(controller)
+
+
 def evaluate(
     stores: ReplayStore | Sequence[ReplayStore],
-    controllers: str | ControllerSpec | Iterable[str | ControllerSpec],
+    controllers: str | ControllerSpec | Any | Iterable[str | ControllerSpec | Any],
     *,
     betas: Sequence[float] | None = None,
     runs: int = 100,
@@ -221,18 +237,19 @@ def evaluate(
 ) -> list[CellResult]:
     """Evaluate controllers on stores under the reference protocol (or another).
 
-    ``controllers`` are specs (``"sc:n=64"``, ``"cmc"``, ``"file.py:Class"``) or parsed
-    :class:`ControllerSpec` objects. ``betas`` expands every controller that takes
-    ``beta`` into one cell per value. Cells run on ``backend`` (``serial``,
-    ``processes`` = all cores by default, or ``ray``); results are identical on all of
-    them. Built-in controllers run on compiled kernels with bit-identical results;
-    ``fast=False`` runs their Python reference implementations instead. Returns one
-    :class:`CellResult` per cell, in store-major order.
+    ``controllers`` are specs (``"sc:n=64"``, ``"cmc"``, ``"file.py:Class"``), parsed
+    :class:`ControllerSpec` objects, or controller classes / instances from Python.
+    ``betas`` expands every controller that takes ``beta`` into one cell per value.
+    Cells run on ``backend`` (``serial``, ``processes`` = all cores by default, or
+    ``ray``); results are identical on all of them. Built-in controllers run on
+    compiled kernels with bit-identical results; ``fast=False`` runs their Python
+    reference implementations instead. Returns one :class:`CellResult` per cell, in
+    store-major order.
     """
     store_list = [stores] if isinstance(stores, ReplayStore) else list(stores)
-    if isinstance(controllers, (str, ControllerSpec)):
+    if isinstance(controllers, (str, ControllerSpec)) or not isinstance(controllers, Iterable):
         controllers = [controllers]
-    specs = [c if isinstance(c, ControllerSpec) else ControllerSpec.parse(c) for c in controllers]
+    specs = [_as_spec(c) for c in controllers]
     proto = protocol if isinstance(protocol, Protocol) else Protocol(protocol, subsample_size)
     cells = expand_cells(store_list, specs, betas)
     return evaluate_cells(

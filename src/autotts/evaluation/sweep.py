@@ -27,6 +27,7 @@ from autotts.errors import ConfigError
 from autotts.evaluation.results import CellResult
 from autotts.evaluation.runner import cell_key
 
+_RECORD_KEYS = ("store", "controller", "params", "protocol", "runs", "accuracy", "tokens")
 _KNOWN = {"stores", "controllers", "betas", "runs", "protocol", "subsample_size", "backend", "workers", "address"}
 
 
@@ -110,6 +111,13 @@ class ResultStream:
                 raise ConfigError(f"cannot resume from {self.path}: not valid JSON ({exc.msg})") from None
             if not isinstance(loaded, list):
                 raise ConfigError(f"cannot resume from {self.path}: expected a JSON list of records")
+            for i, record in enumerate(loaded):
+                missing = [k for k in _RECORD_KEYS if not isinstance(record, dict) or k not in record]
+                if missing:
+                    raise ConfigError(
+                        f"cannot resume from {self.path}: record {i} lacks {', '.join(missing)}; "
+                        "it was not written by autotts eval --json (use another --json file)"
+                    )
             self.records = loaded
 
     def add(self, result: CellResult) -> None:
