@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def test_defaults_follow_the_paper(tmp_path: Path) -> None:
         ({"stores": {"search": ["a"]}, "budget": {"max_mony": 1}}, "unknown key 'max_mony' in [budget]"),
         ({"stores": {"search": ["a"]}, "rounds": 0}, "rounds must be at least 1"),
         ({"stores": {"search": ["a"]}, "evaluation": {"betas": [0.5, 1.5]}}, "numbers in [0, 1]"),
-        ({"stores": {"search": ["a"]}, "evaluation": {"betas": [0.5, 0.5]}}, "must not repeat"),
+        ({"stores": {"search": ["a"]}, "evaluation": {"betas": []}}, "non-empty list"),
+        ({"stores": {"search": ["a"]}, "evaluation": {"betas": [0.5, True]}}, "numbers in [0, 1]"),
         ({"stores": {"search": ["a"], "heldout": ["a"]}}, "both a search and a held-out store"),
         ({"stores": {"search": ["a"]}, "proposer": {"kind": "gpt"}}, "must be one of openai"),
         ({"stores": {"search": ["a"]}, "proposer": {"kind": "openai", "base_url": "http://x"}}, "model is required"),
@@ -58,6 +60,17 @@ def test_errors_name_the_key(tmp_path: Path, data: dict[str, object], message: s
         cfg(data, tmp_path)
     assert message in str(info.value)
     assert "test.toml" in str(info.value)
+
+
+def test_beta_grid_is_sorted_and_deduplicated_with_a_note(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="autotts.discovery.config"):
+        c = cfg({"stores": {"search": ["a"]}, "evaluation": {"betas": [1.0, 0.0, 0.5, 1, 0.0]}}, tmp_path)
+    assert c.betas == (0.0, 0.5, 1.0)
+    assert "normalised" in caplog.text and "test.toml" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="autotts.discovery.config"):
+        tidy = cfg({"stores": {"search": ["a"]}, "evaluation": {"betas": [0.0, 1.0]}}, tmp_path)
+    assert tidy.betas == (0.0, 1.0) and "normalised" not in caplog.text
 
 
 def test_agent_command_string_is_split(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,7 @@ from autotts.discovery.proposers import HistoryItem, ProposalRequest, extract_co
 from autotts.discovery.proposers.agent import AgentProposer
 from autotts.discovery.proposers.anthropic import AnthropicProposer
 from autotts.discovery.proposers.evolve import (
+    FULL_BUDGET,
     EvolveProposer,
     crossover,
     genome_of,
@@ -22,6 +25,7 @@ from autotts.discovery.proposers.evolve import (
     normalize,
     render,
     start_genome,
+    stretch,
 )
 from autotts.discovery.proposers.openai_compat import OpenAICompatProposer
 from autotts.discovery.records import CandidateRecord, CurvePoint, Status
@@ -99,7 +103,7 @@ def test_openai_proposer_parses_reply_and_prices_usage() -> None:
 
 
 def test_openai_retries_rate_limits_and_server_errors_with_backoff() -> None:
-    script = [Reply(status=429, headers={"Retry-After": "7"}), Reply(status=503), fenced(GOOD)]
+    script: list[Reply | str] = [Reply(status=429, headers={"Retry-After": "7"}), Reply(status=503), fenced(GOOD)]
     sleeps = Sleeps()
     with FakeLLMServer(script, api_key=KEY) as srv:
         p = OpenAICompatProposer(openai_cfg(srv, max_backoff_seconds=30.0), env=ENV, sleep=sleeps)
@@ -244,6 +248,8 @@ def test_evolved_programs_are_valid_monotone_and_round_trip() -> None:
         g, _ = mutate(g, rng, 1 + i % 3)
         if i % 7 == 0:
             g = crossover(g, start_genome(), rng)
+        if i % 5 == 0:
+            g, _ = stretch(g, rng)
         code = render(g)
         assert validate_source(code).ok
         assert genome_of(code) == normalize(g)
@@ -254,6 +260,98 @@ def test_evolved_programs_are_valid_monotone_and_round_trip() -> None:
         for key in ("n_init", "max_branches", "threshold", "min_votes", "widen_size", "patience", "burst"):
             values = [s[key] for s in settings]
             assert values == sorted(values), (key, values)
+        assert settings[-1]["max_branches"] == FULL_BUDGET, g  # β = 1 can always use the whole budget
+
+
+class _Reads:
+    """A stand-in session for read-mode controllers: full reads with scripted answers, counted."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = answers
+        self.n = 0
+
+    def read(self) -> object:
+        if self.n >= len(self.answers):
+            return None
+        self.n += 1
+        return type("R", (), {"answer": self.answers[self.n - 1]})()
+
+
+def _start_controller(beta: float) -> object:
+    ns: dict[str, object] = {}
+    exec(compile(render(start_genome()), "start", "exec"), ns)
+    return ns["EvolvedController"](beta)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("answers", "beta", "reads"),
+    [
+        (["7"] * 128, 0.0, 3),  # β = 0 is cheap: three agreeing reads are confident enough
+        (["7", "8"] * 64, 0.0, 4),  # ... and capped at four branches
+        (["7"] * 128, 1.0, 24),  # β = 1 is conservative: at least 24 votes even when they all agree
+        (["7", "8"] * 64, 1.0, FULL_BUDGET),  # ... and may read the full budget, never more
+    ],
+)
+def test_the_starting_genome_spans_cheap_to_the_full_budget(answers: list[str], beta: float, reads: int) -> None:
+    sched = _start_controller(beta).schedule  # type: ignore[attr-defined]
+    assert sched(0.0)["max_branches"] <= 4 and sched(1.0)["max_branches"] == FULL_BUDGET
+    session = _Reads(answers)
+    assert _start_controller(beta).solve(session) in ("7", "8")  # type: ignore[attr-defined]
+    assert session.n == reads
+
+
+def test_normalize_pins_the_full_budget_at_beta_one() -> None:
+    for a, b in ((1.0, 0.0), (10.0, 3.0), (64.0, 0.0), (30.0, 64.0)):
+        g = normalize(dict(start_genome(), max_branches=(a, b)))
+        lo, slope = g["max_branches"]
+        assert lo == a and lo + slope >= FULL_BUDGET and slope >= b
+
+
+def test_evolve_never_proposes_a_genome_twice() -> None:
+    prop = EvolveProposer(ProposerConfig(population=3), SelectionConfig())
+    history: list[HistoryItem] = []
+    seen: list[str] = []
+    pending: list[str | None] = []
+    for i in range(1, 13):
+        rnd, idx = 1 + (i - 1) // 2, 1 + (i - 1) % 2
+        cid = f"r{rnd:02d}c{idx:02d}"
+        req = ProposalRequest(cid, rnd, idx, "", "", tuple(history), rng_seed=i)
+        result = prop.propose(req)
+        g = genome_of(result.code)
+        assert g is not None
+        key = repr(sorted(g.items()))
+        assert key not in seen, (cid, result.response)
+        seen.append(key)
+        if idx == 2:  # the round is over: both candidates join the history
+            for j, code in enumerate([*pending, result.code]):
+                history.append(HistoryItem(_record(f"r{rnd:02d}c{j + 1:02d}", 50.0 + i + j), code))
+            pending = []
+        else:
+            pending = [result.code]
+
+
+def test_evolve_proposes_another_variation_when_one_repeats_a_known_genome(monkeypatch: pytest.MonkeyPatch) -> None:
+    import autotts.discovery.proposers.evolve as evolve
+
+    calls = {"n": 0}
+    real_mutate, real_stretch = evolve.mutate, evolve.stretch
+
+    def no_op_first(real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(g: dict[str, Any], rng: random.Random, *args: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] <= 3:  # the first variations change nothing: duplicates of the parent
+                return dict(g), ("nothing" if real is real_stretch else ["nothing"])
+            return real(g, rng, *args)
+
+        return wrapped
+
+    monkeypatch.setattr(evolve, "mutate", no_op_first(real_mutate))
+    monkeypatch.setattr(evolve, "stretch", no_op_first(real_stretch))
+    history = (HistoryItem(_record("r01c01", 60.0), render(start_genome())),)
+    prop = EvolveProposer(ProposerConfig(population=2), SelectionConfig())
+    result = prop.propose(ProposalRequest("r02c01", 2, 1, "", "", history, rng_seed=1))
+    assert calls["n"] >= 4
+    assert genome_of(result.code) not in (None, start_genome())
 
 
 def _record(cid: str, acc: float) -> CandidateRecord:

@@ -162,3 +162,134 @@ def test_kill_all_stops_running_children_at_once() -> None:
     assert results, "the sandbox call did not return after kill_all()"
     out = results[0]
     assert out.kind == "crashed" and "SIGKILL" in out.message  # type: ignore[attr-defined]
+
+
+# --- Runtime layer: candidates that got past the static checks (the runner is called directly) ---------------
+
+_PLAIN = "class Controller:\n    def __init__(self, beta=1.0):\n        pass\n\n    def solve(self, session):\n"
+
+
+def _escapes(marker: Path) -> dict[str, str]:
+    """The reviewer's escape and its neighbours; each would create ``marker`` if it worked."""
+    touch = f"touch {marker}"
+    return {
+        "exec via dataclasses.builtins": "import dataclasses\n" + _PLAIN + (
+            "        dataclasses.builtins.exec('import _posixsubprocess, os\\n"
+            "r, w = os.pipe()\\n"
+            f"_posixsubprocess.fork_exec([b\"/bin/sh\", b\"-c\", b\"{touch}\"], [b\"/bin/sh\"], True, (w,), None, "
+            "None, -1, -1, -1, -1, -1, -1, r, w, True, True, -1, None, None, None, -1, None, False)')\n"
+        ),
+        "exec at import time": (
+            f"import dataclasses\ndataclasses.builtins.exec('import os; os.system(\"{touch}\")')\n" + _PLAIN
+            + "        return None\n"
+        ),
+        "compile + FunctionType": "import dataclasses\n" + _PLAIN + (
+            f"        c = dataclasses.builtins.compile('import os; os.system(\"{touch}\")', 'x', 'exec')\n"
+            "        type(lambda: 0)(c, {})()\n"
+        ),
+        "real __import__ then os.system": "import dataclasses\n" + _PLAIN + (
+            f"        dataclasses.builtins.__import__('os').system('{touch}')\n"
+        ),
+        "subclass walk to os.system": _PLAIN + (
+            "        for c in ().__class__.__base__.__subclasses__():\n"
+            "            if c.__name__ == '_wrap_close':\n"
+            f"                c.__init__.__globals__['system']('{touch}')\n"
+        ),
+        "posix_spawn": "import dataclasses\n" + _PLAIN + (
+            f"        dataclasses.builtins.__import__('os').posix_spawn('/bin/sh', ['sh', '-c', '{touch}'], {{}})\n"
+        ),
+        "read parent environ": "import dataclasses\n" + _PLAIN + (
+            "        os = dataclasses.builtins.__import__('os')\n"
+            "        return dataclasses.builtins.open(f'/proc/{os.getppid()}/environ').read()[:100]\n"
+        ),
+        "os.open": "import dataclasses\n" + _PLAIN + (
+            "        os = dataclasses.builtins.__import__('os')\n"
+            "        return str(os.read(os.open('/etc/hostname', os.O_RDONLY), 10))\n"
+        ),
+        "new module import": "import dataclasses\n" + _PLAIN + (
+            "        dataclasses.builtins.__import__('socket')\n"
+        ),
+        "bare exec builtin": _PLAIN + f"        exec('import os; os.system(\"{touch}\")')\n",
+    }
+
+
+def test_escapes_that_pass_validation_still_cannot_spawn_or_read(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    for name, code in _escapes(marker).items():
+        out = run_sandbox(job_for(code, runs=1), LIMITS)
+        assert out.kind == "error", (name, out.kind, out.message)
+        assert "sandbox:" in out.message, (name, out.message)
+        assert not marker.exists(), name
+
+
+def test_child_refuses_execve_at_the_kernel_level() -> None:
+    """The seccomp filter: even a process started past every Python check cannot run a program."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import os, sys\n"
+        "from autotts.discovery._child import _deny_exec\n"
+        "if not _deny_exec():\n    sys.exit(3)\n"
+        "try:\n    os.execv('/bin/true', ['true'])\nexcept PermissionError:\n    sys.exit(0)\nsys.exit(1)\n"
+    )
+    rc = subprocess.run([sys.executable, "-c", probe], check=False, timeout=60).returncode
+    if rc == 3:
+        import pytest
+
+        pytest.skip("seccomp is not available here")
+    assert rc == 0
+
+
+def test_allowed_library_code_still_works_under_the_lock() -> None:
+    """dataclasses, namedtuple and scipy.stats build code with exec; that stays possible."""
+    code = (
+        "from dataclasses import dataclass, field\nfrom collections import Counter, namedtuple\n"
+        "import numpy as np\nimport scipy.stats as st\n\nP = namedtuple('P', 'a b')\n\n\n@dataclass\nclass S:\n"
+        "    x: int = 0\n    y: list = field(default_factory=list)\n\n\n" + _PLAIN
+        + "        r = session.read()\n"
+        "        q = float(st.beta(2, 3).ppf(0.5)) + float(np.median(np.array([1.0, 2.0])))\n"
+        "        top = Counter([r.answer]).most_common(1)[0][0]\n"
+        "        return top if S(1).x and P(1, 2).a and q > 0 else None\n"
+    )
+    out = run_sandbox(job_for(code, runs=1), LIMITS)
+    assert out.kind == "ok", out.message
+    assert out.data is not None and all(a is not None for a in out.data["cells"][0]["answers"][0])
+
+
+def test_each_episode_gets_a_fresh_controller() -> None:
+    """Instance state cannot carry from one run or question to the next (no fingerprinting of runs)."""
+    code = (
+        "class Controller:\n    def __init__(self, beta=1.0):\n        self.seen = 0\n\n"
+        "    def solve(self, session):\n        self.seen += 1\n        return str(self.seen)\n"
+    )
+    out = run_sandbox(job_for(code, runs=2), LIMITS)
+    assert out.data is not None
+    assert {a for c in out.data["cells"] for row in c["answers"] for a in row} == {"1"}
+
+
+def test_leak_perturbation_uses_only_the_existing_vocabulary() -> None:
+    """No sentinel answer: the perturbed store looks like a real one."""
+    from autotts.discovery.leak import perturb_question
+
+    store = make_store(n_questions=3)
+    for q in store.replay:
+        order = Protocol().order(q.n_branches, 0)
+        p = perturb_question(q, order, [(1, False)])
+        assert p.vocab == q.vocab
+        assert all(0 <= c < len(q.vocab) for probes in p.probes for c in probes)
+        assert all(0 <= c < len(q.vocab) for c in p.finals)
+        if len(q.vocab) > 1:
+            assert p.finals[order[1]] != q.finals[order[1]]
+
+
+def test_leak_runs_are_drawn_at_random_but_reproducibly() -> None:
+    from autotts.discovery.evaluate import EvalContext, _leak_runs
+
+    store = make_store(n_questions=3)
+    ctx = EvalContext(stores=[store], betas=[1.0], runs=8, protocol=Protocol(), limits=LIMITS, leak_runs=2)
+    draws = {tuple(_leak_runs(f"# candidate {i}\n", ctx)) for i in range(20)}
+    assert all(len(d) == 2 and all(0 <= r < 8 for r in d) for d in draws)
+    assert len(draws) > 3 and any(d != (0, 1) for d in draws)
+    assert _leak_runs("x", ctx) == _leak_runs("x", ctx)
+    assert _leak_runs("x", replace(ctx, runs=2)) == [0, 1]

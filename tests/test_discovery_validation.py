@@ -73,6 +73,22 @@ def test_syntax_error_names_the_line() -> None:
         ("from autotts.env.session import ReplaySession\n", "ReplaySession.cost = 0", "patch"),
         ("", "type(session).cost = 0", "patch"),
         ("", "x = '{0.__class__}'.format(session)", "dunder"),
+        # Reviewer's escape: attributes of allowed modules that are modules (or exec) themselves.
+        ("import dataclasses\n", "dataclasses.builtins.exec('x = 1')", "attribute"),
+        ("import statistics\n", "x = statistics.random", "attribute"),
+        ("import dataclasses\n", "x = dataclasses.inspect", "attribute"),
+        ("import dataclasses as d\n", "x = d.sys", "attribute"),
+        ("from dataclasses import builtins\n", "pass", "module"),
+        ("from statistics import math\n", "pass", "module"),
+        ("import statistics\n", "x = statistics.math.pi", "module"),
+        ("import numpy as np\n", "x = np.core", "module"),
+        ("import numpy as np\n", "x = np.random.rand()", "attribute"),
+        ("", "x = session.eval", "attribute"),
+        # Reviewer's leak-test bypass: private state through format fields.
+        ("", "x = '{0._finals}'.format(session)", "format"),
+        ("", "x = '{s._vocab}'.format(s=session)", "format"),
+        ("", "x = '{0[0]}'.format(session.branches)", "format"),
+        ("", "x = '{0:{1.x}}'.format(1, session)", "format"),
     ],
 )
 def test_policy_violations(header: str, line: str, rule: str) -> None:
@@ -80,6 +96,33 @@ def test_policy_violations(header: str, line: str, rule: str) -> None:
     assert not result.ok
     assert rule in {v.rule for v in result.violations}, result.message
     assert all(v.line > 0 for v in result.violations if v.rule == rule)
+
+
+def test_reviewer_repro_files_are_refused() -> None:
+    """The two candidates from the review (sandbox escape, format-field cheat), verbatim in spirit."""
+    escape = (
+        "import dataclasses\n\n\nclass Escape:\n    def __init__(self, beta=1.0):\n        self.beta = beta\n\n"
+        "    @classmethod\n    def schedule(cls, beta):\n        return {'n': 1}\n\n"
+        "    def solve(self, session):\n        dataclasses.builtins.exec('import _posixsubprocess')\n"
+        "        return None\n"
+    )
+    cheat = body("fp = '{0._finals}'.format(session)\n        vocab = '{0._vocab}'.format(session)")
+    assert not validate_source(escape).ok
+    assert {v.rule for v in validate_source(cheat).violations} == {"format"}
+
+
+def test_module_attributes_that_are_safe_stay_allowed() -> None:
+    lines = [
+        ("import numpy as np\n", "x = np.linalg.norm(np.array([1.0]))"),
+        ("import scipy.stats\n", "x = scipy.stats.beta.ppf(0.5, 1, 1)"),
+        ("import collections\n", "x = collections.abc.Mapping"),
+        ("import statistics\n", "x = statistics.median([1, 2])"),
+        ("", "x = f'{session.cost:.3f} {1:>{2}}' + '{:.2f}'.format(1.0)"),
+        ("", "r = session.open()"),
+    ]
+    for header, line in lines:
+        result = validate_source(body(line, header))
+        assert result.ok, (line, result.message)
 
 
 def test_forbidden_import_message_lists_the_allow_list() -> None:

@@ -47,7 +47,9 @@ class RichReporter:
                 self.progress.update(self.task, description=f"{data.get('id')}: {what}")
             elif kind == "candidate":
                 rec = data["record"]
-                self._money += rec.usage.money
+                # The loop reports the run's stored total, so a resumed run does not restart from 0.
+                money = data.get("money")
+                self._money = float(money) if money is not None else self._money + rec.usage.money
                 if self.task is not None:
                     self.progress.advance(self.task)
                 best = rec.best_point

@@ -177,6 +177,12 @@ def eval_command(
         if search_store:
             raise ConfigError("--search-store only applies to the paper-layout table of --preset")
         specs = [ControllerSpec.parse(c) for c in (controllers or ["sc:n=64"])]
+    for spec in specs:
+        # β-controllers clip β to [0, 1] (the spec), but a table row labelled beta=1.5 showing
+        # the β=1 numbers misleads; on the command line an out-of-range β is a usage error.
+        b = spec.params.get("beta")
+        if b is not None and not (isinstance(b, (int, float)) and 0.0 <= float(b) <= 1.0):
+            raise ConfigError(f"controller {spec.label}: beta must be a number in [0, 1], got {b!r}")
     stores = load_stores(store_paths)
     cells = expand_cells(stores, specs, betas)
 

@@ -63,11 +63,6 @@ class ControllerSpec:
     target: Any = field(default=None, compare=False, repr=False)
     """A controller class or instance given directly from Python (see :meth:`of`)."""
 
-    def __post_init__(self) -> None:
-        beta = self.params.get("beta")
-        if beta is not None and not (isinstance(beta, (int, float)) and 0.0 <= float(beta) <= 1.0):
-            raise ControllerSpecError(f"controller {self.label}: beta must be a number in [0, 1], got {beta!r}")
-
     @classmethod
     def of(cls, target: Any, **params: Any) -> ControllerSpec:
         """A spec for a controller class (built with ``params``) or a ready instance.

@@ -10,7 +10,7 @@ Layout (every key optional except the search stores; see ``examples/discover.tom
 
     name, rounds, candidates_per_round, parallel, seed, run_dir
     [stores]     search, heldout
-    [evaluation] betas, search_runs, final_runs, protocol, subsample_size, seeds, baselines
+    [evaluation] betas (sorted and de-duplicated), search_runs, final_runs, protocol, subsample_size, seeds, baselines
     [proposer]   kind, model, base_url, api_key_env, temperature, max_tokens, timeout_seconds,
                  max_retries, backoff_seconds, max_backoff_seconds, price_input_per_mtok,
                  price_output_per_mtok, extra_body, command, agent_timeout_seconds, population
@@ -25,6 +25,7 @@ Layout (every key optional except the search stores; see ``examples/discover.tom
 from __future__ import annotations
 
 import json
+import logging
 import math
 import tomllib
 from collections.abc import Mapping
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from autotts.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 PROPOSER_KINDS = ("openai", "anthropic", "agent", "evolve")
 SELECTION_RULES = ("accuracy", "objective")
@@ -363,8 +366,12 @@ def config_from_mapping(data: Mapping[str, Any], *, base_dir: Path, source: str 
         if not isinstance(b, (int, float)) or isinstance(b, bool) or not 0.0 <= float(b) <= 1.0:
             raise ev.fail("betas", f"values must be numbers in [0, 1]; got {b!r}")
         betas.append(float(b))
-    if len(set(betas)) != len(betas):
-        raise ev.fail("betas", "must not repeat values")
+    # The grid is a set of points on one curve: order and repeats carry no meaning, so an
+    # unsorted or repeated list is normalised (ascending, unique) rather than rejected.
+    tidy = sorted(set(betas))
+    if tidy != betas:
+        logger.info("%s: evaluation.betas %s normalised to ascending unique values %s", source, betas, tidy)
+    betas = tidy
     search_runs = ev.int_("search_runs", 10, minimum=1)
     final_runs = ev.int_("final_runs", 100, minimum=1)
     protocol = ev.str_("protocol", "shuffle", choices=("shuffle", "subsample"))

@@ -7,7 +7,9 @@ sandbox child returns answers and costs, never sees a gold answer.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +68,8 @@ class EvalContext:
     monotone_tolerance: float = 0.02
     full_budget_fraction: float = 0.25
     full_budget_tokens: Mapping[str, float] = field(default_factory=dict)
+    leak_seed: int = 0
+    """Seeds the choice of leak-tested runs (with the candidate's source), so a run is reproducible."""
 
     def payloads(self) -> list[StorePayload]:
         """Child views of the stores: interned data, no golds, no question text."""
@@ -217,6 +221,18 @@ def _leak_diffs(
     return diffs
 
 
+def _leak_runs(code: str, ctx: EvalContext) -> list[int]:
+    """The runs the leak pass replays: drawn at random, so a candidate cannot know which ones.
+
+    Always replaying the first runs would let a candidate count episodes and cheat only from
+    a later run on. The draw is seeded from ``ctx.leak_seed`` and the source, so the same
+    candidate in the same discovery run is tested on the same runs.
+    """
+    k = min(ctx.leak_runs, ctx.runs)
+    digest = hashlib.sha256(f"{ctx.leak_seed}\n{code}".encode()).hexdigest()
+    return sorted(random.Random(digest).sample(range(ctx.runs), k))
+
+
 def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback | None = None) -> Evaluation:
     """Run the whole scoring pipeline on one candidate's source."""
     t0 = time.monotonic()
@@ -254,7 +270,7 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
             return _failure(smoke, "smoke", v.class_name, t0)
 
     stage("sweep")
-    leak_runs = list(range(min(ctx.leak_runs, ctx.runs))) if ctx.leak else []
+    leak_runs = _leak_runs(code, ctx) if ctx.leak else []
     trace_runs = sorted(set(range(min(ctx.trace_runs, ctx.runs))) | set(leak_runs))
     sweep_job = SandboxJob(code, v.class_name, payloads, betas, runs, orders, trace_runs=trace_runs)
     sweep = run_sandbox(sweep_job, ctx.limits)

@@ -1,9 +1,10 @@
-"""A scripted LLM server on 127.0.0.1, speaking OpenAI chat-completions and Anthropic Messages.
+r"""A scripted LLM server on 127.0.0.1, speaking OpenAI chat-completions and Anthropic Messages.
 
 It is a real HTTP server in a background thread, so proposers are tested through
 their real HTTP code (headers, retries, timeouts, JSON) without any network::
 
-    with FakeLLMServer([fenced(code), Reply(status=429), "no code here"], api_key="sk-test") as srv:
+    reply = "Here it is:\n```python\n" + code + "\n```\n"  # a fenced code block, as a model writes it
+    with FakeLLMServer([reply, Reply(status=429), "no code here"], api_key="sk-test") as srv:
         cfg = ProposerConfig(kind="openai", base_url=srv.openai_base_url, model="m", api_key_env="KEY")
 
 Replies are served in order (``cycle=True`` starts over when they run out; otherwise

@@ -17,8 +17,6 @@ from collections.abc import Sequence
 
 from autotts.store.schema import ReplayQuestion
 
-#: Appended to the vocabulary so that even a one-answer question has a different value.
-_SENTINEL = "\u2260unrevealed"
 #: Added to the length of every unfinished branch.
 _TOKEN_SHIFT = 7
 
@@ -34,9 +32,13 @@ def perturb_question(
     opened (branch id ``i`` = store branch ``order[i]``); branches not listed were never
     opened. Revealed cells keep their values, so the controller's view is identical
     as long as it only looks at what it was given.
+
+    Unrevealed answer codes are rotated to a *different existing* code of the question's
+    vocabulary (no sentinel value), so the perturbed store cannot be told apart from a
+    real one by what it contains.
     """
-    vocab = (*q.vocab, _SENTINEL)
-    v = len(vocab)
+    vocab = tuple(q.vocab)
+    v = max(1, len(vocab))
 
     def other(code: int) -> int:
         return (code + 1) % v

@@ -46,7 +46,10 @@ class Reporter(Protocol):
     """Receives progress events (the CLI draws them; tests may record them)."""
 
     def event(self, kind: str, **data: Any) -> None:
-        """One event: ``phase``, ``round``, ``propose``, ``stage``, ``candidate``, ``stop``, ``message``."""
+        """One event: ``phase``, ``round``, ``propose``, ``stage``, ``candidate``, ``stop``, ``message``.
+
+        ``candidate`` carries ``record`` and ``money``, the proposer money spent by the whole run so far.
+        """
         ...
 
 
@@ -190,6 +193,7 @@ class DiscoveryLoop:
             trace_runs=c.prompt.trace_runs,
             leak=c.checks.leak,
             leak_runs=c.checks.leak_runs,
+            leak_seed=c.seed,
             smoke=c.checks.smoke,
             monotone_tolerance=c.checks.monotone_tolerance,
             full_budget_fraction=c.checks.full_budget_fraction,
@@ -227,7 +231,8 @@ class DiscoveryLoop:
         if ev.status is Status.INVALID and ev.stage == "validate":
             violations = [{"message": line} for line in ev.message.splitlines()]
         self.run_dir.write_candidate(record, digest=digest, violations=violations, episodes=ev.episodes)
-        self.reporter.event("candidate", record=record)
+        # ``money`` is the run's total so far (stored usage, so it survives ``--resume``), not this candidate's.
+        self.reporter.event("candidate", record=record, money=self.run_dir.usage_total().money)
         return record
 
     def _search(self, seeds: list[SeedInfo], ctx: EvalContext) -> str | None:

@@ -15,14 +15,23 @@ Policy:
   no dunder names or attributes (``super().__init__`` excepted), no private attributes
   of objects other than ``self``/``cls``, no file/network attributes of numpy/scipy;
 * no assignment to attributes of imported modules or classes (no monkey-patching of
-  the session or the voting helpers).
+  the session or the voting helpers);
+* no attribute whose name is an escape hatch (:data:`ESCAPE_ATTRIBUTES`: ``exec``, ``builtins``,
+  ``inspect``, ``random``, ...), and on an allowed module no attribute that is itself a module
+  outside the allow-list (``dataclasses.builtins``, ``statistics.random``, ``np.core``);
+* no format field with attribute or index access in a string literal (``"{0._finals}"``).
+  A template assembled at run time is still not visible here; the leak test and the child's
+  runtime layer (restricted builtins, audit hook, seccomp) cover what this cannot.
 """
 
 from __future__ import annotations
 
 import ast
-import re
+import importlib
+import importlib.util
+import string
 import threading
+import types
 from dataclasses import dataclass
 
 #: Modules a candidate may import (``from X import y`` also accepts ``X.y`` here).
@@ -104,9 +113,44 @@ FORBIDDEN_ATTRIBUTES: frozenset[str] = frozenset(
     }
 )
 
+#: Attribute names refused on *any* object: builtins that run code or reach files, and
+#: module names through which an allowed module exposes the interpreter (``dataclasses.builtins``,
+#: ``statistics.random``, ``dataclasses.inspect``, ...). ``open`` is not here: it is a session action.
+ESCAPE_ATTRIBUTES: frozenset[str] = (FORBIDDEN_NAMES - {"open"}) | frozenset(
+    {
+        "builtins",
+        "inspect",
+        "random",
+        "types",
+        "importlib",
+        "imp",
+        "gc",
+        "subprocess",
+        "marshal",
+        "pickle",
+        "shelve",
+        "io",
+        "pathlib",
+        "shutil",
+        "socket",
+        "linecache",
+        "tokenize",
+        "runpy",
+        "threading",
+        "multiprocessing",
+        "resource",
+        "modules",
+        "format_map",
+    }
+)
+
+#: Submodules reachable as attributes of an allowed module besides :data:`ALLOWED_IMPORTS`.
+SAFE_SUBMODULES: frozenset[str] = frozenset(
+    {"numpy.linalg", "numpy.fft", "numpy.emath", "scipy.stats.distributions"}
+)
+
 _ALLOWED_DUNDER_ATTRS = frozenset({"__init__"})
 _ALLOWED_DUNDER_NAMES = frozenset({"__name__", "__slots__", "__all__"})
-_FORMAT_DUNDER = re.compile(r"\{[^{}]*__\w+__[^{}]*\}")
 _SELF_NAMES = frozenset({"self", "cls"})
 #: Source larger than this is refused (a controller is a page or two of code).
 MAX_SOURCE_CHARS = 100_000
@@ -181,6 +225,8 @@ class _PolicyVisitor(ast.NodeVisitor):
     def __init__(self) -> None:
         self.violations: list[Violation] = []
         self.imported: set[str] = set()
+        self.modules: dict[str, str] = {}
+        """Local name -> dotted name of the allowed module it is bound to."""
 
     def add(self, rule: str, message: str, node: ast.AST) -> None:
         self.violations.append(Violation(rule, message, getattr(node, "lineno", 0)))
@@ -194,6 +240,12 @@ class _PolicyVisitor(ast.NodeVisitor):
                     node,
                 )
             self.imported.add((alias.asname or alias.name).split(".")[0])
+            if alias.name in ALLOWED_IMPORTS:
+                if alias.asname:
+                    self.modules[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".")[0]
+                    self.modules[top] = top
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         module = node.module or ""
@@ -215,6 +267,10 @@ class _PolicyVisitor(ast.NodeVisitor):
                 self.add(
                     "attribute", f"importing {alias.name!r} from {module!r} is not allowed (file/process access)", node
                 )
+            elif alias.name in ESCAPE_ATTRIBUTES or _module_member_problem(module, alias.name):
+                self.add("module", f"importing {alias.name!r} from {module!r} is not allowed: {_MODULE_HINT}", node)
+            elif _is_module_path(f"{module}.{alias.name}"):
+                self.modules[alias.asname or alias.name] = f"{module}.{alias.name}"
             self.imported.add(alias.asname or alias.name)
 
     def visit_Name(self, node: ast.Name) -> None:
@@ -239,6 +295,13 @@ class _PolicyVisitor(ast.NodeVisitor):
             )
         if attr in FORBIDDEN_ATTRIBUTES:
             self.add("attribute", f"attribute '.{attr}' is not allowed (file, process or foreign-code access)", node)
+        elif attr in ESCAPE_ATTRIBUTES:
+            why = "it reaches the interpreter, files or processes"
+            self.add("attribute", f"attribute '.{attr}' is not allowed ({why})", node)
+        else:
+            path = self.module_path(node.value)
+            if path is not None and _module_member_problem(path, attr):
+                self.add("module", f"'{path}.{attr}' is not allowed: {_MODULE_HINT}", node)
         target = _store_root(node.value) if isinstance(node.ctx, (ast.Store, ast.Del)) else ""
         if target is None or (target and target in self.imported):
             self.add(
@@ -249,9 +312,74 @@ class _PolicyVisitor(ast.NodeVisitor):
             )
         self.generic_visit(node)
 
+    def module_path(self, node: ast.expr) -> str | None:
+        """The dotted name of the allowed module ``node`` statically denotes, else None."""
+        if isinstance(node, ast.Name):
+            return self.modules.get(node.id)
+        if isinstance(node, ast.Attribute):
+            base = self.module_path(node.value)
+            if base is not None and _is_module_path(f"{base}.{node.attr}"):
+                return f"{base}.{node.attr}"
+        return None
+
     def visit_Constant(self, node: ast.Constant) -> None:
-        if isinstance(node.value, str) and _FORMAT_DUNDER.search(node.value):
-            self.add("dunder", "format fields that reach dunder attributes are not allowed", node)
+        if isinstance(node.value, str) and "{" in node.value:
+            fields = _format_fields(node.value)
+            if any("__" in f for f in fields):
+                self.add("dunder", "format fields that reach dunder attributes are not allowed", node)
+            elif any("." in f or "[" in f for f in fields):
+                self.add(
+                    "format",
+                    "format fields with attribute or index access ('{0.x}', '{0[k]}') are not allowed; "
+                    "use an f-string on the public API",
+                    node,
+                )
+
+
+_MODULE_HINT = (
+    "it is (or reaches) a module outside the allow-list; allowed modules: "
+    + ", ".join(sorted(ALLOWED_IMPORTS | SAFE_SUBMODULES))
+)
+
+
+def _format_fields(text: str, depth: int = 0) -> list[str]:
+    """Field names of ``text`` read as a ``str.format`` template (nested specs included)."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError:
+        return []
+    out: list[str] = []
+    for _, name, spec, _ in parsed:
+        if name is not None:
+            out.append(name)
+        if spec and "{" in spec and depth < 3:
+            out += _format_fields(spec, depth + 1)
+    return out
+
+
+def _is_module_path(path: str) -> bool:
+    return path in ALLOWED_IMPORTS or path in SAFE_SUBMODULES
+
+
+def _module_member_problem(path: str, attr: str) -> bool:
+    """True when ``path.attr`` is a module outside the allow-list (or cannot be checked).
+
+    The module is imported in the parent to look: every ``path`` here is on the allow-list.
+    """
+    if path == "__future__" or _is_module_path(f"{path}.{attr}"):
+        return False
+    if attr.startswith("_"):
+        return False  # reported by the private/dunder rules
+    try:
+        mod = importlib.import_module(path)
+    except Exception:
+        return True
+    if attr in vars(mod):
+        return isinstance(vars(mod)[attr], types.ModuleType)
+    try:
+        return importlib.util.find_spec(f"{path}.{attr}") is not None
+    except Exception:
+        return False
 
 
 def _decorator_names(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:

@@ -3,11 +3,14 @@
 No LLM is involved. Each candidate is the component controller of
 :mod:`autotts.discovery.proposers.evolve_engine` with its own ``GENOME`` (choices of
 stopping, widening, pruning, voting and depth-allocation rules, plus ``a + b·β``
-schedules with ``b ≥ 0``). The first proposal is the starting genome as is, so the run
+schedules with ``b ≥ 0``, so every schedule is monotone in β, and ``max_branches`` pinned
+to reach the full :data:`FULL_BUDGET` at β = 1, so the conservative end can always use
+the whole budget). The first proposal is the starting genome as is, so the run
 records what evolution starts from; later ones mutate a parent chosen from the best
 ``population`` candidates so far (by the run's selection rule) or cross two of them.
 Everything is seeded from the run seed, round and index, so a resumed run proposes
-exactly what an uninterrupted one would have.
+exactly what an uninterrupted one would have. A genome already in the run's history (or
+the starting genome) is not proposed again: evaluating it twice would waste a slot.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from autotts.discovery.validation import literal, parse_source
 
 Genome = dict[str, Any]
 
+#: Branches per question the replay stores offer a controller; β = 1 must be able to use them all.
+FULL_BUDGET = 64
+
 CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("probe", "read"),
     "stop": ("confidence", "unanimous", "margin"),
@@ -42,7 +48,7 @@ NUMERIC: dict[str, tuple[float, float, float, float]] = {
     "max_branches": (1.0, 64.0, 64.0, 8.0),
     "threshold": (0.5, 0.99, 0.45, 0.05),
     "margin": (1.0, 8.0, 8.0, 1.0),
-    "min_votes": (1.0, 8.0, 8.0, 1.0),
+    "min_votes": (1.0, 8.0, 56.0, 1.0),
     "widen_size": (1.0, 8.0, 8.0, 1.0),
     "patience": (1.0, 12.0, 16.0, 2.0),
     "warm_up": (0.0, 10.0, 12.0, 2.0),
@@ -106,7 +112,11 @@ def normalize(g: Mapping[str, Any]) -> Genome:
         except (TypeError, ValueError, IndexError):
             a, b = base[k]
         digits = 3 if k == "threshold" else 2
-        out[k] = (round(min(hi, max(lo, a)), digits), round(min(bmax, max(0.0, b)), digits))
+        a = min(hi, max(lo, a))
+        b = min(bmax, max(0.0, b))
+        if k == "max_branches":
+            b = max(b, FULL_BUDGET - a)  # β = 1 reaches the full budget, whatever the mutation did
+        out[k] = (round(a, digits), round(b, digits))
     return out
 
 
@@ -156,7 +166,8 @@ def mutate(genome: Genome, rng: random.Random, n: int) -> tuple[Genome, list[str
             if rng.random() < 0.5:
                 a += rng.gauss(0.0, scale)
             else:
-                b += rng.gauss(0.0, scale * 2)
+                # Steps proportional to the slope, so large slopes (e.g. min_votes) move at a useful pace.
+                b += rng.gauss(0.0, max(scale * 2, abs(float(b)) * 0.3))
             child[name] = (a, b)
         changed.append(name)
     return normalize(child), changed
@@ -175,6 +186,11 @@ def stretch(genome: Genome, rng: random.Random) -> tuple[Genome, str]:
 def crossover(a: Genome, b: Genome, rng: random.Random) -> Genome:
     """Uniform crossover: each gene from one parent or the other."""
     return normalize({k: (a[k] if rng.random() < 0.5 else b[k]) for k in (*CHOICES, *NUMERIC)})
+
+
+def _key(genome: Genome) -> str:
+    """A canonical form of a genome, to recognise one that was already proposed."""
+    return repr(sorted(normalize(genome).items()))
 
 
 class EvolveProposer:
@@ -200,7 +216,8 @@ class EvolveProposer:
         """Mutate or recombine the best genomes so far (the starting genome first)."""
         t0 = time.monotonic()
         rng = random.Random(request.rng_seed)
-        known = {repr(sorted(g.items())) for g in (genome_of(h.code) for h in request.history) if g is not None}
+        known = {_key(g) for g in (genome_of(h.code) for h in request.history) if g is not None}
+        known.add(_key(start_genome()))  # proposed first (round 1, index 1) even before it is in the history
         parents = self._parents(request.history)
         if not parents and request.index <= 1:
             child, note = start_genome(), "the starting genome"
@@ -222,7 +239,7 @@ class EvolveProposer:
                 else:
                     child, changed = mutate(pg, rng, rng.choice((1, 1, 2, 3)))
                     note = f"mutation of {pid}: {', '.join(changed)}"
-                if repr(sorted(child.items())) not in known:
+                if _key(child) not in known:
                     break
         code = render(child)
         response = f"evolve proposer: {note}\n\nGENOME = {pprint.pformat(child, sort_dicts=False)}\n"

@@ -7,7 +7,10 @@ only, or also the latest probed answers), when to widen (``widen``: every step, 
 confidence stalls, or when nothing is alive), whether to prune branches that keep
 disagreeing with the leader (``prune``), and which alive branches to deepen (``alloc``).
 Every numeric setting is ``a + b·β`` with ``b ≥ 0``, rounded and clipped, so more β
-never means less compute. This file is itself a valid candidate program: the proposer
+never means less compute, and ``max_branches`` always reaches the full 64-branch budget
+at β = 1 (the project's rule: β = 1 is the conservative end). The starting genome reads
+branches in full and stops on vote confidence: at β = 0 it reads 3-4 branches, at β = 1
+it reads at least 24 and up to 64 before trusting the vote. This file is itself a valid candidate program: the proposer
 emits it with a different ``GENOME``.
 """
 
@@ -26,10 +29,10 @@ GENOME: dict[str, Any] = {
     "prune": "none",
     "alloc": "all",
     "n_init": (1.0, 0.0),
-    "max_branches": (3.0, 3.0),
-    "threshold": (0.9, 0.05),
+    "max_branches": (4.0, 60.0),
+    "threshold": (0.9, 0.09),
     "margin": (2.0, 1.0),
-    "min_votes": (2.0, 0.0),
+    "min_votes": (2.0, 22.0),
     "widen_size": (1.0, 1.0),
     "patience": (4.0, 4.0),
     "warm_up": (2.0, 2.0),
