@@ -5,19 +5,41 @@ replay data; they need a small store that looks real and is the same on every ru
 :func:`tiny_store` builds one from the synthetic generative model
 (:mod:`autotts.store.synthetic`), and :func:`write_tiny_store` puts it in a file for
 command-line tests. The environment conformance checks are re-exported so that users
-can run them on their own backends.
+can run them on their own backends, and the scripted LLM server of the discovery tests
+(:class:`FakeLLMServer`, a real HTTP server on 127.0.0.1 speaking the OpenAI and
+Anthropic protocols) is available here too, imported on first use.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autotts.env.checker import EnvCheckError, check_env, check_session
 from autotts.store.schema import ReplayStore
 
-__all__ = ["EnvCheckError", "check_env", "check_session", "tiny_store", "write_tiny_store"]
+if TYPE_CHECKING:
+    from autotts.discovery.fake_server import FakeLLMServer as FakeLLMServer
+    from autotts.discovery.fake_server import Reply as Reply
+
+__all__ = [
+    "EnvCheckError",
+    "FakeLLMServer",
+    "Reply",
+    "check_env",
+    "check_session",
+    "tiny_store",
+    "write_tiny_store",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("FakeLLMServer", "Reply"):
+        from autotts.discovery import fake_server
+
+        return getattr(fake_server, name)
+    raise AttributeError(f"module 'autotts.testing' has no attribute {name!r}")
 
 
 def tiny_store(
