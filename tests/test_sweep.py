@@ -146,3 +146,23 @@ def test_eval_rejects_inconsistent_options(
     store = save_store(tiny_store(), tmp_path / "t.json")
     assert main(["eval", "--store", str(store), *args]) == 2
     assert fragment in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_sigterm_flushes_finished_cells(tmp_path: Path) -> None:
+    store = save_store(tiny_store(), tmp_path / "m" / "tiny.json")
+    ctrl = tmp_path / "slow.py"
+    ctrl.write_text(SLOW_CONTROLLER)
+    out = tmp_path / "res.json"
+    args = [sys.executable, "-m", "autotts.cli.main", "eval", "--store", str(store), "--runs", "3"]
+    args += ["--backend", "serial", "--json", str(out)]
+    for n in range(1, 9):
+        args += ["-c", f"{ctrl}:Slow:n={n}"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not out.exists():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 130
+    kept = json.loads(out.read_text())
+    assert 1 <= len(kept) < 8  # whole JSON, finished cells kept

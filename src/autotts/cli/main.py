@@ -8,6 +8,7 @@ never as a traceback.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 from rich.markup import escape
@@ -38,7 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    # Treat `kill` like Ctrl-C: unwinding runs the finally blocks that flush streamed
+    # results and stop worker and sandbox processes.
+    raise KeyboardInterrupt
+
+
 def _entry() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     sys.exit(main())
 
 
