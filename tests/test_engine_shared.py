@@ -10,6 +10,7 @@ from autotts.controllers.spec import ControllerSpec
 from autotts.evaluation import run_cell
 from autotts.evaluation.presets import preset_specs
 from tests.conftest import shared_store_path
+from tests.test_controllers_reference import SELF_CHECK
 from tests.test_engine_exact import assert_same
 
 pytestmark = [
@@ -53,14 +54,6 @@ def test_paper_grid_is_identical_on_every_store(loaded, model: str, bench: str) 
         assert_same(fast, ref)
 
 
-SELF_CHECK = [
-    ("sc:n=64", "80.00", 886830),
-    ("asc:max_samples=64,threshold=0.95", "80.00", 214189),
-    ("esc:max_samples=64,window=8", "80.00", 528935),
-    ("parallel-probe:chains=64,T=40,warm_up=15,prune_patience=7,burst=1", "79.73", 688873),
-    ("cmc:beta=0.5", "81.97", 236735),
-    ("cmc:beta=1.0", "83.53", 424878),
-]
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from autotts.cli.app import app
-from autotts.cli.output import err, out
+from autotts.cli.output import err, out, progress_bar
 from autotts.errors import ConfigError
 
 
@@ -61,8 +61,6 @@ def demo_command(
     """Run the demo: synthetic stores, baselines, a short offline discovery - no data, network or API key needed."""
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from autotts.demo import run_demo
 
     if seed < 0:
@@ -70,16 +68,7 @@ def demo_command(
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     t0 = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        redirect_stdout=False,
-        redirect_stderr=False,
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("autotts demo", total=None)
 
         def progress(what: str, done: int, total: int) -> None:

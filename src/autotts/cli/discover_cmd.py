@@ -9,11 +9,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from autotts.cli.app import app
-from autotts.cli.output import err, out
+from autotts.cli.output import err, out, progress_bar
 from autotts.errors import ConfigError
 
 _STATUS_STYLE = {"ok": "green", "invalid": "yellow", "crashed": "red", "timeout": "red", "leaked": "magenta"}
@@ -105,14 +105,7 @@ def discover_command(
         raise ConfigError("give either a CONFIG file or --resume RUN_DIR (exactly one of them)")
     if resume is not None and run_dir is not None:
         raise ConfigError("--run-dir applies to new runs only; --resume names the run directory already")
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
+    with progress_bar() as progress:
         reporter = RichReporter(progress)
         if resume is not None:
             loop = DiscoveryLoop.resume(resume, reporter=reporter)

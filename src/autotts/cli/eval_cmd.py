@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from autotts.cli.app import app
-from autotts.cli.output import err, out
+from autotts.cli.output import err, out, progress_bar
 from autotts.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -140,8 +140,6 @@ def eval_command(
     ] = None,
 ) -> None:
     """Evaluate controllers on replay stores with zero LLM calls."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from autotts.controllers.spec import ControllerSpec
     from autotts.evaluation import Protocol
     from autotts.evaluation.presets import paper_tables, preset_specs
@@ -198,14 +196,7 @@ def eval_command(
             err.print(f"resuming: {len(previous)} of {len(cells)} cells already in {json_out}")
     todo = [c for c in cells if cell_key(c.store.name, c.spec.name, c.spec.params, proto.label, runs) not in previous]
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
+    with progress_bar() as bar:
         task = bar.add_task(f"evaluating ({backend})", total=len(todo))
 
         def progress(done: int, total: int, result: CellResult) -> None:

@@ -6,6 +6,14 @@ import sys
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 # Rich falls back to 80 columns when output is not a terminal, which wraps result
 # tables into unreadable cells in logs and CI; use a wide fixed width there instead.
@@ -23,3 +31,22 @@ def fail(message: str, code: int = 1) -> None:
 
     err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     raise typer.Exit(code)
+
+
+def progress_bar(*extra_columns: ProgressColumn, console: Console | None = None) -> Progress:
+    """The progress bar every command uses: on stderr (or ``console``), cleared when done.
+
+    stdout is not redirected through it, so results stay on stdout even when only
+    stderr is a terminal.
+    """
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        *extra_columns,
+        console=console or err,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )

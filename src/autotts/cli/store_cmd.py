@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from autotts.cli.app import store_app
-from autotts.cli.output import err, fail, out
+from autotts.cli.output import err, fail, out, progress_bar
 from autotts.errors import AutoTTSError, ConfigError, StoreError, StoreNotFoundError
 
 if TYPE_CHECKING:
@@ -52,20 +52,10 @@ def _progress(description: str, total: int) -> Iterator[Callable[[str], None]]:
     if total <= 1 or not err.is_terminal:
         yield lambda label: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import TextColumn
 
     # stdout is not redirected: results stay on stdout even when only stderr is a terminal.
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[label]}"),
-        console=err,
-        transient=True,
-        redirect_stdout=False,
-        redirect_stderr=False,
-    ) as bar:
+    with progress_bar(TextColumn("{task.fields[label]}"), console=err) as bar:
         task = bar.add_task(description, total=total, label="")
 
         def step(label: str) -> None:

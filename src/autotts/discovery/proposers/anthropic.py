@@ -12,20 +12,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-import httpx
-
 from autotts.discovery.config import ProposerConfig
 from autotts.discovery.errors import ProposerError
 from autotts.discovery.proposers.base import ProposalRequest, ProposalResult, extract_code, redact
-from autotts.discovery.proposers.openai_compat import max_money, money, read_key
-from autotts.discovery.proposers.retry import RetryPolicy, post_json
+from autotts.discovery.proposers.http import HttpProposer, money
 from autotts.discovery.records import Usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 
 
-class AnthropicProposer:
+class AnthropicProposer(HttpProposer):
     """Messages-API proposer (``kind = "anthropic"``)."""
 
     kind = "anthropic"
@@ -39,11 +36,7 @@ class AnthropicProposer:
     ) -> None:
         if not cfg.api_key_env:
             cfg = replace(cfg, api_key_env="ANTHROPIC_API_KEY")
-        self.cfg = cfg
-        self._key = read_key(cfg, env)
-        self._sleep = sleep
-        self._client = httpx.Client(timeout=httpx.Timeout(cfg.timeout_seconds, connect=min(30.0, cfg.timeout_seconds)))
-        self._policy = RetryPolicy(cfg.max_retries, cfg.backoff_seconds, cfg.max_backoff_seconds)
+        super().__init__(cfg, env=env, sleep=sleep)
 
     def __repr__(self) -> str:
         return f"AnthropicProposer(model={self.cfg.model!r}, base_url={self.url!r})"
@@ -55,10 +48,6 @@ class AnthropicProposer:
         if base.endswith("/v1/messages"):
             return base
         return base + ("/messages" if base.endswith("/v1") else "/v1/messages")
-
-    def max_cost(self, request: ProposalRequest) -> float:
-        """Upper bound of one call's money."""
-        return max_money(self.cfg, request)
 
     def propose(self, request: ProposalRequest) -> ProposalResult:
         """One Messages call; the candidate is the code block in the reply."""
@@ -76,17 +65,7 @@ class AnthropicProposer:
             "x-api-key": self._key,
             "anthropic-version": API_VERSION,
         }
-        t0 = time.monotonic()
-        data, attempts = post_json(
-            self._client,
-            self.url,
-            headers=headers,
-            body=body,
-            policy=self._policy,
-            secrets=[self._key],
-            sleep=self._sleep,
-        )
-        seconds = time.monotonic() - t0
+        data, attempts, seconds = self._post(headers, body)
         blocks = data.get("content")
         if not isinstance(blocks, list):
             raise ProposerError(f"{self.url}: reply has no content list (keys: {sorted(data)})")
@@ -101,7 +80,3 @@ class AnthropicProposer:
         if code is None and data.get("stop_reason") == "max_tokens":
             how += " (stop_reason: max_tokens — raise proposer.max_tokens)"
         return ProposalResult(text, code, usage, "" if code is not None else how)
-
-    def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self._client.close()

@@ -9,65 +9,20 @@ the ``Authorization`` header; it is kept out of ``repr``, logs, files and errors
 from __future__ import annotations
 
 import logging
-import os
-import time
-from collections.abc import Callable, Mapping
 from typing import Any
 
-import httpx
-
-from autotts.discovery.config import ProposerConfig
 from autotts.discovery.errors import ProposerError
 from autotts.discovery.proposers.base import ProposalRequest, ProposalResult, extract_code, redact
-from autotts.discovery.proposers.retry import RetryPolicy, post_json
+from autotts.discovery.proposers.http import HttpProposer, money
 from autotts.discovery.records import Usage
-from autotts.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-def read_key(cfg: ProposerConfig, env: Mapping[str, str] | None = None) -> str:
-    """The API key from the configured environment variable ('' when none is configured)."""
-    if not cfg.api_key_env:
-        return ""
-    env = os.environ if env is None else env
-    key = env.get(cfg.api_key_env, "")
-    if not key:
-        raise ConfigError(
-            f"proposer.api_key_env names {cfg.api_key_env!r}, but that environment variable is not set; "
-            f"export it (export {cfg.api_key_env}=...) or leave api_key_env empty for a server without keys"
-        )
-    return key
-
-
-def money(cfg: ProposerConfig, input_tokens: int, output_tokens: int) -> float:
-    """Cost of a call from the configured per-million-token prices."""
-    return input_tokens * cfg.price_input_per_mtok / 1e6 + output_tokens * cfg.price_output_per_mtok / 1e6
-
-
-def max_money(cfg: ProposerConfig, request: ProposalRequest) -> float:
-    """Worst case of one call: a generous token estimate of the prompt plus ``max_tokens`` out."""
-    est_in = (len(request.system) + len(request.prompt)) // 3 + 50
-    return money(cfg, est_in, cfg.max_tokens)
-
-
-class OpenAICompatProposer:
+class OpenAICompatProposer(HttpProposer):
     """Chat-completions proposer (``kind = "openai"``)."""
 
     kind = "openai"
-
-    def __init__(
-        self,
-        cfg: ProposerConfig,
-        *,
-        env: Mapping[str, str] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.cfg = cfg
-        self._key = read_key(cfg, env)
-        self._sleep = sleep
-        self._client = httpx.Client(timeout=httpx.Timeout(cfg.timeout_seconds, connect=min(30.0, cfg.timeout_seconds)))
-        self._policy = RetryPolicy(cfg.max_retries, cfg.backoff_seconds, cfg.max_backoff_seconds)
 
     def __repr__(self) -> str:
         return f"OpenAICompatProposer(model={self.cfg.model!r}, base_url={self.cfg.base_url!r})"
@@ -77,10 +32,6 @@ class OpenAICompatProposer:
         """The chat-completions URL."""
         base = self.cfg.base_url.rstrip("/")
         return base if base.endswith("/chat/completions") else base + "/chat/completions"
-
-    def max_cost(self, request: ProposalRequest) -> float:
-        """Upper bound of one call's money."""
-        return max_money(self.cfg, request)
 
     def propose(self, request: ProposalRequest) -> ProposalResult:
         """One chat-completions call; the candidate is the code block in the reply."""
@@ -98,17 +49,7 @@ class OpenAICompatProposer:
         headers = {"Content-Type": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        t0 = time.monotonic()
-        data, attempts = post_json(
-            self._client,
-            self.url,
-            headers=headers,
-            body=body,
-            policy=self._policy,
-            secrets=[self._key],
-            sleep=self._sleep,
-        )
-        seconds = time.monotonic() - t0
+        data, attempts, seconds = self._post(headers, body)
         try:
             message = data["choices"][0]["message"]
             content = message.get("content")
@@ -123,7 +64,3 @@ class OpenAICompatProposer:
         usage = Usage(1, tin, tout, money(self.cfg, tin, tout), seconds, attempts, reported=bool(usage_raw))
         code, how = extract_code(text)
         return ProposalResult(text, code, usage, "" if code is not None else how)
-
-    def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self._client.close()
