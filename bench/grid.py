@@ -93,8 +93,10 @@ def verify(stores: list[Any], specs: list[Any], results: list[Any], runs: int, w
         same += ok
         if not ok:
             print(f"  MISMATCH: {fast.store} {fast.label}")
-    print(f"verify      : {same}/{len(results)} cells identical to the Python reference "
-          f"(reference wall {wall:.1f} s on {workers or os.cpu_count()} processes)")
+    print(
+        f"verify      : {same}/{len(results)} cells identical to the Python reference "
+        f"(reference wall {wall:.1f} s on {workers or os.cpu_count()} processes)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,10 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     engine.prepare(stores, [s.build() for s in specs], runs=args.runs, protocol=Protocol())
     t_prepare = time.perf_counter() - t0
     rss_ready, _ = rss_mb()
-    print(f"stores      : {len(stores)} loaded in {t_load:.2f} s; RSS {base_rss:.0f} MB after imports, "
-          f"{rss_stores:.0f} MB with the stores, {rss_ready:.0f} MB with kernel layouts")
-    print(f"kernels     : prepare (compile or load cached, lay out, orders) {t_prepare:.2f} s; "
-          f"numba available: {engine.available()}")
+    print(
+        f"stores      : {len(stores)} loaded in {t_load:.2f} s; RSS {base_rss:.0f} MB after imports, "
+        f"{rss_stores:.0f} MB with the stores, {rss_ready:.0f} MB with kernel layouts"
+    )
+    print(
+        f"kernels     : prepare (compile or load cached, lay out, orders) {t_prepare:.2f} s; "
+        f"numba available: {engine.available()}"
+    )
 
     cells = len(stores) * len(specs)
     t0 = time.perf_counter()
@@ -147,15 +153,20 @@ def main(argv: list[str] | None = None) -> int:
     cpu_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     _, peak_parent = rss_mb()
     peak_child = cpu_children.ru_maxrss / 1024
-    print(f"grid        : {cells} cells x {args.runs} runs = {episodes:,} episodes in {wall:.2f} s wall "
-          f"({args.backend}, workers={args.workers or os.cpu_count()}) -> {episodes / wall:,.0f} episodes/s")
+    print(
+        f"grid        : {cells} cells x {args.runs} runs = {episodes:,} episodes in {wall:.2f} s wall "
+        f"({args.backend}, workers={args.workers or os.cpu_count()}) -> {episodes / wall:,.0f} episodes/s"
+    )
     print(f"cpu         : workers {cpu_children.ru_utime + cpu_children.ru_stime:.2f} s")
     print(f"peak RSS    : parent {peak_parent:.0f} MB, largest worker {peak_child:.0f} MB")
     per_family: dict[str, float] = {}
     for r in results:
         per_family[r.controller] = per_family.get(r.controller, 0.0) + r.seconds
-    print("cell time   : " + ", ".join(f"{name} {sec:.2f} s" for name, sec in per_family.items())
-          + " (summed over cells, inside run_cell)")
+    print(
+        "cell time   : "
+        + ", ".join(f"{name} {sec:.2f} s" for name, sec in per_family.items())
+        + " (summed over cells, inside run_cell)"
+    )
     slowest = max(results, key=lambda r: r.seconds)
     print(f"slowest cell: {slowest.store} {slowest.label} {slowest.seconds * 1000:.0f} ms")
     if args.json is not None:

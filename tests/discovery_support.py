@@ -93,13 +93,13 @@ class Controller:
         return Counter(finals).most_common(1)[0][0]
 '''
 
-SYNTAX_ERROR = '''
+SYNTAX_ERROR = """
 class Controller:
     def __init__(self, beta=1.0)
         self.beta = beta
-'''
+"""
 
-INFINITE_LOOP = '''
+INFINITE_LOOP = """
 class Controller:
     def __init__(self, beta=1.0):
         self.beta = beta
@@ -112,9 +112,9 @@ class Controller:
         x = 0
         while True:
             x += 1
-'''
+"""
 
-MEMORY_HOG = '''
+MEMORY_HOG = """
 class Controller:
     def __init__(self, beta=1.0):
         self.beta = beta
@@ -127,9 +127,9 @@ class Controller:
         hog = []
         while True:
             hog.append(bytearray(50_000_000))
-'''
+"""
 
-FORBIDDEN_IMPORT = '''
+FORBIDDEN_IMPORT = """
 import os
 
 
@@ -143,12 +143,12 @@ class Controller:
 
     def solve(self, session):
         return os.environ.get("X")
-'''
+"""
 
 # Reads the session's private state through format fields, which static checks do not
 # see (the dunder is assembled at run time), and decides how many branches to read
 # from it. It does not depend on how the session names its internals.
-PEEKER = '''
+PEEKER = """
 class Controller:
     def __init__(self, beta=1.0):
         self.beta = beta
@@ -174,10 +174,10 @@ class Controller:
                 break
             answers.append(r.answer)
         return max(set(answers), key=answers.count) if answers else None
-'''
+"""
 
 # Spends less at high beta than at low beta.
-NON_MONOTONE = '''
+NON_MONOTONE = """
 class Controller:
     def __init__(self, beta=1.0):
         self.beta = beta
@@ -199,7 +199,7 @@ class Controller:
             if best is None or answers.count(a) > answers.count(best):
                 best = a
         return best
-'''
+"""
 
 
 def fenced(code: str, prose: str = "Here is my controller.") -> str:

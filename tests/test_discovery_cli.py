@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autotts.cli.main import main
-from autotts.discovery.fake_server import FakeLLMServer, Reply
+from autotts.testing.fake_llm import FakeLLMServer, Reply
 from tests.discovery_support import GOOD, NON_MONOTONE, fast_tables, fenced, tiny_setup, write_config
 
 KEY = "sk-test-CLI-0a1b2c"
@@ -136,9 +136,7 @@ def test_resume_after_sigkill_mid_round(tmp_path: Path) -> None:
 
 
 def test_missing_store_fails_before_a_run_directory_exists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = write_config(
-        tmp_path / "c.toml", {"run_dir": "run"}, {"stores": {"search": ["nowhere/store.json"]}}
-    )
+    cfg = write_config(tmp_path / "c.toml", {"run_dir": "run"}, {"stores": {"search": ["nowhere/store.json"]}})
     assert main(["discover", str(cfg)]) == 1
     assert "no such file or directory" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

@@ -141,7 +141,7 @@ def test_non_monotone_schedule_is_a_finding_not_a_failure() -> None:
 
 
 def test_stateful_controller_is_caught_by_the_reversed_replay() -> None:
-    stateful = '''
+    stateful = """
 class Controller:
     calls = []
 
@@ -160,7 +160,7 @@ class Controller:
             r = session.read()
             answers.append(r.answer)
         return answers[0]
-'''
+"""
     ev = evaluate_candidate(stateful, ctx())
     assert ev.status is Status.LEAKED
 

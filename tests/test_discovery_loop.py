@@ -13,9 +13,9 @@ import pytest
 
 from autotts.discovery.config import load_config
 from autotts.discovery.errors import ProposerError
-from autotts.discovery.fake_server import FakeLLMServer, Reply
 from autotts.discovery.loop import DiscoveryLoop
 from autotts.discovery.records import Status
+from autotts.testing.fake_llm import FakeLLMServer, Reply
 from tests.discovery_support import (
     FORBIDDEN_IMPORT,
     GOOD,
@@ -216,7 +216,7 @@ def test_traces_ablation_hides_digests(tmp_path: Path) -> None:
     assert "Trace digest" not in second
 
 
-AGENT = '''
+AGENT = """
 import json, pathlib, sys
 ws = pathlib.Path.cwd()
 task = (ws / "TASK.md").read_text()
@@ -227,7 +227,7 @@ with log.open("a") as fh:
     fh.write(json.dumps({"history": history, "heldout": "secret" in task.lower(), "files": sorted(
         str(p.relative_to(ws)) for p in ws.rglob("*") if p.is_file())}) + "\\n")
 (ws / "controller.py").write_text(GOOD_CODE + f"\\n# revision {len(history) + 1}\\n")
-'''
+"""
 
 
 def test_loop_with_an_agent_command(tmp_path: Path) -> None:
@@ -238,9 +238,7 @@ def test_loop_with_an_agent_command(tmp_path: Path) -> None:
     cfg_path = write_config(
         tmp_path / "agent.toml",
         {"name": "agent", "rounds": 2, "candidates_per_round": 1},
-        fast_tables(
-            search, heldout, proposer={"kind": "agent", "command": [sys.executable, str(script), str(calls)]}
-        ),
+        fast_tables(search, heldout, proposer={"kind": "agent", "command": [sys.executable, str(script), str(calls)]}),
     )
     outcome = DiscoveryLoop.start(load_config(cfg_path), run_dir=tmp_path / "run").run()
     seen = [json.loads(line) for line in calls.read_text().splitlines()]

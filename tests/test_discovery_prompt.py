@@ -30,7 +30,13 @@ def config(tmp_path: Path, **tables: dict[str, object]):  # type: ignore[no-unty
 def record(cid: str, status: Status = Status.OK, points: tuple[tuple[float, float, float], ...] = (), **kw: object):  # type: ignore[no-untyped-def]
     curve = tuple(CurvePoint(b, a, t) for b, a, t in points)
     return CandidateRecord(
-        cid, int(cid[1:3]), int(cid[4:6]), status, curves={"m/b": curve}, search_curve=curve, **kw  # type: ignore[arg-type]
+        cid,
+        int(cid[1:3]),
+        int(cid[4:6]),
+        status,
+        curves={"m/b": curve},
+        search_curve=curve,
+        **kw,  # type: ignore[arg-type]
     )
 
 

@@ -12,7 +12,6 @@ import pytest
 
 from autotts.discovery.config import ProposerConfig, SelectionConfig
 from autotts.discovery.errors import ProposerError
-from autotts.discovery.fake_server import FakeLLMServer, Reply
 from autotts.discovery.proposers import HistoryItem, ProposalRequest, extract_code, redact
 from autotts.discovery.proposers.agent import AgentProposer
 from autotts.discovery.proposers.anthropic import AnthropicProposer
@@ -31,6 +30,7 @@ from autotts.discovery.proposers.openai_compat import OpenAICompatProposer
 from autotts.discovery.records import CandidateRecord, CurvePoint, Status
 from autotts.discovery.validation import validate_source
 from autotts.errors import ConfigError
+from autotts.testing.fake_llm import FakeLLMServer, Reply
 from tests.discovery_support import GOOD, fenced
 
 KEY = "sk-test-proposer-5ecret"
@@ -195,7 +195,7 @@ def test_anthropic_proposer() -> None:
 
 
 # ---------------------------------------------------------------------- agent
-AGENT_SCRIPT = '''
+AGENT_SCRIPT = """
 import json, pathlib, sys
 ws = pathlib.Path.cwd()
 task = (ws / "TASK.md").read_text()
@@ -205,7 +205,7 @@ code = {good!r}
 (ws / "controller.py").write_text(code)
 (ws / "usage.json").write_text(json.dumps({{"input_tokens": 11, "output_tokens": 22, "cost_usd": 0.5}}))
 print("edited controller.py in", sys.argv[1])
-'''
+"""
 
 
 def test_agent_proposer_runs_a_command_that_edits_controller_py(tmp_path: Path) -> None:

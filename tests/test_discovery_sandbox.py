@@ -173,42 +173,50 @@ def _escapes(marker: Path) -> dict[str, str]:
     """The reviewer's escape and its neighbours; each would create ``marker`` if it worked."""
     touch = f"touch {marker}"
     return {
-        "exec via dataclasses.builtins": "import dataclasses\n" + _PLAIN + (
+        "exec via dataclasses.builtins": "import dataclasses\n"
+        + _PLAIN
+        + (
             "        dataclasses.builtins.exec('import _posixsubprocess, os\\n"
             "r, w = os.pipe()\\n"
-            f"_posixsubprocess.fork_exec([b\"/bin/sh\", b\"-c\", b\"{touch}\"], [b\"/bin/sh\"], True, (w,), None, "
+            f'_posixsubprocess.fork_exec([b"/bin/sh", b"-c", b"{touch}"], [b"/bin/sh"], True, (w,), None, '
             "None, -1, -1, -1, -1, -1, -1, r, w, True, True, -1, None, None, None, -1, None, False)')\n"
         ),
         "exec at import time": (
-            f"import dataclasses\ndataclasses.builtins.exec('import os; os.system(\"{touch}\")')\n" + _PLAIN
+            f"import dataclasses\ndataclasses.builtins.exec('import os; os.system(\"{touch}\")')\n"
+            + _PLAIN
             + "        return None\n"
         ),
-        "compile + FunctionType": "import dataclasses\n" + _PLAIN + (
+        "compile + FunctionType": "import dataclasses\n"
+        + _PLAIN
+        + (
             f"        c = dataclasses.builtins.compile('import os; os.system(\"{touch}\")', 'x', 'exec')\n"
             "        type(lambda: 0)(c, {})()\n"
         ),
-        "real __import__ then os.system": "import dataclasses\n" + _PLAIN + (
-            f"        dataclasses.builtins.__import__('os').system('{touch}')\n"
-        ),
-        "subclass walk to os.system": _PLAIN + (
+        "real __import__ then os.system": "import dataclasses\n"
+        + _PLAIN
+        + (f"        dataclasses.builtins.__import__('os').system('{touch}')\n"),
+        "subclass walk to os.system": _PLAIN
+        + (
             "        for c in ().__class__.__base__.__subclasses__():\n"
             "            if c.__name__ == '_wrap_close':\n"
             f"                c.__init__.__globals__['system']('{touch}')\n"
         ),
-        "posix_spawn": "import dataclasses\n" + _PLAIN + (
-            f"        dataclasses.builtins.__import__('os').posix_spawn('/bin/sh', ['sh', '-c', '{touch}'], {{}})\n"
-        ),
-        "read parent environ": "import dataclasses\n" + _PLAIN + (
+        "posix_spawn": "import dataclasses\n"
+        + _PLAIN
+        + (f"        dataclasses.builtins.__import__('os').posix_spawn('/bin/sh', ['sh', '-c', '{touch}'], {{}})\n"),
+        "read parent environ": "import dataclasses\n"
+        + _PLAIN
+        + (
             "        os = dataclasses.builtins.__import__('os')\n"
             "        return dataclasses.builtins.open(f'/proc/{os.getppid()}/environ').read()[:100]\n"
         ),
-        "os.open": "import dataclasses\n" + _PLAIN + (
+        "os.open": "import dataclasses\n"
+        + _PLAIN
+        + (
             "        os = dataclasses.builtins.__import__('os')\n"
             "        return str(os.read(os.open('/etc/hostname', os.O_RDONLY), 10))\n"
         ),
-        "new module import": "import dataclasses\n" + _PLAIN + (
-            "        dataclasses.builtins.__import__('socket')\n"
-        ),
+        "new module import": "import dataclasses\n" + _PLAIN + ("        dataclasses.builtins.__import__('socket')\n"),
         "bare exec builtin": _PLAIN + f"        exec('import os; os.system(\"{touch}\")')\n",
     }
 
@@ -246,8 +254,7 @@ def test_allowed_library_code_still_works_under_the_lock() -> None:
     code = (
         "from dataclasses import dataclass, field\nfrom collections import Counter, namedtuple\n"
         "import numpy as np\nimport scipy.stats as st\n\nP = namedtuple('P', 'a b')\n\n\n@dataclass\nclass S:\n"
-        "    x: int = 0\n    y: list = field(default_factory=list)\n\n\n" + _PLAIN
-        + "        r = session.read()\n"
+        "    x: int = 0\n    y: list = field(default_factory=list)\n\n\n" + _PLAIN + "        r = session.read()\n"
         "        q = float(st.beta(2, 3).ppf(0.5)) + float(np.median(np.array([1.0, 2.0])))\n"
         "        top = Counter([r.answer]).most_common(1)[0][0]\n"
         "        return top if S(1).x and P(1, 2).a and q > 0 else None\n"

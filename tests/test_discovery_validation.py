@@ -12,7 +12,7 @@ from autotts.discovery.proposers.evolve import render, start_genome
 from autotts.discovery.validation import validate_source
 from tests.discovery_support import FORBIDDEN_IMPORT, GOOD, NON_MONOTONE, PEEKER, SYNTAX_ERROR
 
-BODY = '''
+BODY = """
 class Controller:
     def __init__(self, beta=1.0):
         self.beta = beta
@@ -24,7 +24,7 @@ class Controller:
     def solve(self, session):
         {line}
         return None
-'''
+"""
 
 
 def body(line: str, header: str = "") -> str:
@@ -145,7 +145,7 @@ def test_allowed_imports(header: str) -> None:
 
 
 def test_own_private_state_and_super_init_are_fine() -> None:
-    code = '''
+    code = """
 from autotts.controllers.base import BetaController
 
 
@@ -161,19 +161,19 @@ class Controller(BetaController):
     def solve(self, session):
         self._seen.append(1)
         return None
-'''
+"""
     assert validate_source(code).ok
 
 
 def test_schedule_rules() -> None:
-    no_schedule = '''
+    no_schedule = """
 class Controller:
     def __init__(self, beta=1.0):
         self.beta = beta
 
     def solve(self, session):
         return None
-'''
+"""
     r = validate_source(no_schedule)
     assert not r.ok and r.violations[0].rule == "schedule"
     # Without the β requirement the same program is fine and is built without arguments.
@@ -185,14 +185,14 @@ class Controller:
     instance_method = body("pass").replace("    @classmethod\n", "")
     r4 = validate_source(instance_method)
     assert not r4.ok and "@classmethod or @staticmethod" in r4.message
-    inherited_abstract = '''
+    inherited_abstract = """
 from autotts.controllers.base import BetaController
 
 
 class Controller(BetaController):
     def solve(self, session):
         return None
-'''
+"""
     r5 = validate_source(inherited_abstract)
     assert not r5.ok and "must define schedule(beta) itself" in r5.message
     no_beta = body("pass").replace("def __init__(self, beta=1.0)", "def __init__(self, n=3)")

@@ -54,8 +54,6 @@ def test_paper_grid_is_identical_on_every_store(loaded, model: str, bench: str) 
         assert_same(fast, ref)
 
 
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("spec", "accuracy", "tokens"), SELF_CHECK, ids=[s for s, _, _ in SELF_CHECK])
 def test_self_check_100_runs_kernel_equals_python(loaded, spec: str, accuracy: str, tokens: int) -> None:  # type: ignore[no-untyped-def]

@@ -66,9 +66,7 @@ def test_stats_of_a_hand_computed_store() -> None:
 
 def test_majority_tie_goes_to_the_first_seen_answer() -> None:
     def one(finals: list[str]) -> ReplayStore:
-        return ReplayStore(
-            StoreMeta("m", "b"), (Question("0", "", "a", 1, tuple(Branch((), 1, f) for f in finals)),)
-        )
+        return ReplayStore(StoreMeta("m", "b"), (Question("0", "", "a", 1, tuple(Branch((), 1, f) for f in finals)),))
 
     assert store_stats(one(["a", "b", "b", "a"])).majority_at_n == 1.0
     assert store_stats(one(["b", "a", "a", "b"])).majority_at_n == 0.0

@@ -329,9 +329,11 @@ NATIVE_CASES: dict[str, tuple[Callable[[pa.Table], pa.Table], int | None, int | 
         "negative",
     ),
     "empty branch list": (
-        lambda t: t.set_column(5, "probes", pa.array([[[]], [], [[]]], type=pa.list_(pa.list_(pa.int32()))))
-        .set_column(6, "tokens", pa.array([[1], [], [1]], type=pa.list_(pa.int64())))
-        .set_column(7, "finals", pa.array([[0], [], [0]], type=pa.list_(pa.int32()))),
+        lambda t: (
+            t.set_column(5, "probes", pa.array([[[]], [], [[]]], type=pa.list_(pa.list_(pa.int32()))))
+            .set_column(6, "tokens", pa.array([[1], [], [1]], type=pa.list_(pa.int64())))
+            .set_column(7, "finals", pa.array([[0], [], [0]], type=pa.list_(pa.int32())))
+        ),
         1,
         None,
         "probes",

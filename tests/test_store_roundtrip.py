@@ -41,7 +41,7 @@ def hand_built_store() -> ReplayStore:
         questions=(
             Question(
                 id="q-α",
-                text="Find $x$ such that $x^2 = 4$.\nGive the positive root — \"quoted\" \\ backslash.",
+                text='Find $x$ such that $x^2 = 4$.\nGive the positive root — "quoted" \\ backslash.',
                 gold="2",
                 delta=500,
                 branches=(

@@ -96,9 +96,7 @@ def test_killed_sweep_keeps_finished_cells_and_resumes(tmp_path: Path) -> None:
     assert out.exists(), "no record was streamed before the kill"
     kept = json.loads(out.read_text())  # the file is whole JSON even though the process was killed
     assert 1 <= len(kept) < 8
-    done = subprocess.run(
-        [*args, "--json", str(out), "--resume"], env=env, capture_output=True, text=True, timeout=120
-    )
+    done = subprocess.run([*args, "--json", str(out), "--resume"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"resuming: {len(kept)} of 8 cells" in done.stderr
     final = json.loads(out.read_text())

@@ -41,9 +41,7 @@ def load_module(path: str | Path) -> Any:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         sys.modules.pop(mod_name, None)
-        raise ControllerSpecError(
-            f"controller file {str(path)!r} line {exc.lineno}: syntax error: {exc.msg}"
-        ) from None
+        raise ControllerSpecError(f"controller file {str(path)!r} line {exc.lineno}: syntax error: {exc.msg}") from None
     except Exception as exc:  # the user's module body failed; report it, no traceback
         sys.modules.pop(mod_name, None)
         raise ControllerSpecError(
@@ -58,9 +56,7 @@ def load_controller_class(path: str | Path, class_name: str) -> Any:
     module = load_module(path)
     cls = getattr(module, class_name, None)
     if cls is None or not inspect.isclass(cls):
-        classes = sorted(
-            n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__
-        )
+        classes = sorted(n for n, v in vars(module).items() if inspect.isclass(v) and v.__module__ == module.__name__)
         raise ControllerSpecError(
             f"controller file {str(path)!r} defines no class {class_name!r}; "
             f"classes found: {', '.join(classes) or 'none'}"

@@ -102,8 +102,7 @@ class ControllerSpec:
         known = registry()
         if name not in known:
             raise ControllerSpecError(
-                f"unknown controller {name!r}; known: {', '.join(sorted(known))} "
-                "(or give path/to/file.py:ClassName)"
+                f"unknown controller {name!r}; known: {', '.join(sorted(known))} (or give path/to/file.py:ClassName)"
             )
         params = parse_params(":".join(parts[1:]), spec=text)
         return cls(name=name, params=params)
@@ -127,9 +126,7 @@ class ControllerSpec:
             sig = inspect.signature(factory)
         except (TypeError, ValueError):
             return False
-        return param in sig.parameters or any(
-            p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()
-        )
+        return param in sig.parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
 
     def _factory(self) -> Any:
         if self.target is not None:

@@ -214,9 +214,7 @@ def _preimport(code: str) -> None:
                 pass  # the candidate's own import reports it
 
 
-def _guarded_import(
-    name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
-) -> Any:
+def _guarded_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
     if level or name not in ALLOWED_IMPORTS:
         raise ImportError(f"sandbox: import of {name!r} is not allowed for a controller")
     return builtins.__import__(name, globals, locals, fromlist, level)
@@ -351,9 +349,7 @@ def _run(job: dict[str, Any], progress_fd: int) -> dict[str, Any]:
     except BaseException as exc:
         return {"ok": False, "error": {"kind": "exception", "message": _tb_tail(exc), **where}}
 
-    stores = [
-        (s["name"], [ReplayQuestion(*fields) for fields in s["questions"]]) for s in job["stores"]
-    ]
+    stores = [(s["name"], [ReplayQuestion(*fields) for fields in s["questions"]]) for s in job["stores"]]
     orders: dict[int, dict[int, tuple[int, ...]]] = job["orders"]
     betas: list[float | None] = job["betas"]
     runs: list[int] = job["runs"]

@@ -331,13 +331,13 @@ def _parse_proposer(t: _Table) -> ProposerConfig:
     )
     t.check_unknown()
     if kind in ("openai", "anthropic") and not cfg.model:
-        raise t.fail("model", f"is required for proposer kind {kind!r} (e.g. model = \"gpt-4.1\")")
+        raise t.fail("model", f'is required for proposer kind {kind!r} (e.g. model = "gpt-4.1")')
     if kind == "openai" and not cfg.base_url:
         raise t.fail("base_url", "is required for proposer kind 'openai' (e.g. https://api.openai.com/v1)")
     if kind in ("openai", "anthropic") and cfg.api_key_env and not cfg.api_key_env.replace("_", "").isalnum():
         raise t.fail("api_key_env", f"must name an environment variable (e.g. OPENAI_API_KEY), got {cfg.api_key_env!r}")
     if kind == "agent" and not cfg.command:
-        raise t.fail("command", "is required for proposer kind 'agent' (e.g. [\"claude\", \"-p\", \"{task}\"])")
+        raise t.fail("command", 'is required for proposer kind \'agent\' (e.g. ["claude", "-p", "{task}"])')
     return cfg
 
 

@@ -141,8 +141,10 @@ def _check_cells(data: Mapping[str, Any], n_stores: int, n_betas: int, n_runs: i
             return "malformed cell index"
         for key in ("answers", "cost", "seq"):
             rows = c.get(key)
-            if not isinstance(rows, list) or len(rows) != n_runs or any(
-                not isinstance(r, list) or len(r) != nqs[si] for r in rows
+            if (
+                not isinstance(rows, list)
+                or len(rows) != n_runs
+                or any(not isinstance(r, list) or len(r) != nqs[si] for r in rows)
             ):
                 return f"malformed {key}"
     return ""

@@ -249,6 +249,7 @@ class DiscoveryLoop:
         stop: str | None = None
         try:
             with ThreadPoolExecutor(max_workers=c.parallel) as pool:
+
                 def cap_reached() -> str | None:
                     return self._stop_reason(started, previous)
 
@@ -377,7 +378,15 @@ class DiscoveryLoop:
             start = (codes.get(best[0].id) if best else None) or builder.skeleton()
             files = builder.workspace(seeds, history, candidate_id=cid, starting_code=start)
             return ProposalRequest(
-                cid, round_, index, builder.system(), files["TASK.md"], history, files, start, seed,
+                cid,
+                round_,
+                index,
+                builder.system(),
+                files["TASK.md"],
+                history,
+                files,
+                start,
+                seed,
                 self.run_dir.slot(round_, index),
             )
         if self.proposer.kind == "evolve":

@@ -139,9 +139,11 @@ class PromptBuilder:
 
     def _seed(self, seed: SeedInfo) -> str:
         curves = format_curves(seed.curves) if seed.curves else (f"(not evaluated: {seed.error})" if seed.error else "")
-        return self.template("seed.txt").safe_substitute(
-            name=seed.name, description=seed.description, curves=curves, code=seed.source.strip()
-        ).strip()
+        return (
+            self.template("seed.txt")
+            .safe_substitute(name=seed.name, description=seed.description, curves=curves, code=seed.source.strip())
+            .strip()
+        )
 
     def _entry(self, item: HistoryItem) -> tuple[str, str]:
         rec = item.record

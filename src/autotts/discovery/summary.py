@@ -107,7 +107,9 @@ def build_summary(
         "heldout_stores": [s["name"] for s in final.get("stores", []) if s.get("role") == "heldout"],
         "status_counts": dict(sorted(counts.items())),
         "candidates": candidates,
-        "selection": None if choice is None else {
+        "selection": None
+        if choice is None
+        else {
             "candidate": choice.candidate,
             "beta": choice.beta,
             "search_accuracy": choice.accuracy,
@@ -169,8 +171,10 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         )
     fin = summary["final"]
     if fin.get("discovered_status") not in (None, "ok"):
-        lines.append(f"\nThe final evaluation of the discovered controller failed: {fin['discovered_status']} — "
-                     f"{fin.get('discovered_message', '')}")
+        lines.append(
+            f"\nThe final evaluation of the discovered controller failed: {fin['discovered_status']} — "
+            f"{fin.get('discovered_message', '')}"
+        )
     lines += ["", f"## Final evaluation ({fin.get('runs')} runs)", ""]
     lines.append("| store | role | controller | β | accuracy % | 95% CI | tokens/q |")
     lines.append("|---|---|---|---|---:|---|---:|")

@@ -145,9 +145,7 @@ ESCAPE_ATTRIBUTES: frozenset[str] = (FORBIDDEN_NAMES - {"open"}) | frozenset(
 )
 
 #: Submodules reachable as attributes of an allowed module besides :data:`ALLOWED_IMPORTS`.
-SAFE_SUBMODULES: frozenset[str] = frozenset(
-    {"numpy.linalg", "numpy.fft", "numpy.emath", "scipy.stats.distributions"}
-)
+SAFE_SUBMODULES: frozenset[str] = frozenset({"numpy.linalg", "numpy.fft", "numpy.emath", "scipy.stats.distributions"})
 
 _ALLOWED_DUNDER_ATTRS = frozenset({"__init__"})
 _ALLOWED_DUNDER_NAMES = frozenset({"__name__", "__slots__", "__all__"})
@@ -336,9 +334,8 @@ class _PolicyVisitor(ast.NodeVisitor):
                 )
 
 
-_MODULE_HINT = (
-    "it is (or reaches) a module outside the allow-list; allowed modules: "
-    + ", ".join(sorted(ALLOWED_IMPORTS | SAFE_SUBMODULES))
+_MODULE_HINT = "it is (or reaches) a module outside the allow-list; allowed modules: " + ", ".join(
+    sorted(ALLOWED_IMPORTS | SAFE_SUBMODULES)
 )
 
 

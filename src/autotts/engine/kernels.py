@@ -302,7 +302,31 @@ def esc_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, max_samples, windo
 
 
 @_jit
-def pp_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, chains, T, warm_up, patience, burst, max_steps, record, ANS, COST, SEQ, EV, EVO):  # type: ignore[no-untyped-def]  # noqa: E501
+def pp_kernel(
+    P,
+    NP,
+    FI,
+    TK,
+    DL,
+    ERRC,
+    OT,
+    OL,
+    OK,
+    CONF,
+    NV,
+    chains,
+    T,
+    warm_up,
+    patience,
+    burst,
+    max_steps,
+    record,
+    ANS,
+    COST,
+    SEQ,
+    EV,
+    EVO,
+):  # type: ignore[no-untyped-def]  # noqa: E501
     """Parallel-Probe: lockstep chains, prune off-track ones after warm-up, stop on a stable winner."""
     R, Q = ANS.shape
     L = OT.shape[2]
@@ -466,7 +490,38 @@ def _pool_stats(CNT, SEEN, ns, size, CONF):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def cmc_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, n_init, max_branches, warm_up, abandon_patience, window, alpha, conf_threshold, slack, aligned_burst, widen_burst, trend_threshold, min_complete, max_steps, record, ANS, COST, SEQ, EV, EVO):  # type: ignore[no-untyped-def]  # noqa: E501
+def cmc_kernel(
+    P,
+    NP,
+    FI,
+    TK,
+    DL,
+    ERRC,
+    OT,
+    OL,
+    OK,
+    CONF,
+    NV,
+    n_init,
+    max_branches,
+    warm_up,
+    abandon_patience,
+    window,
+    alpha,
+    conf_threshold,
+    slack,
+    aligned_burst,
+    widen_burst,
+    trend_threshold,
+    min_complete,
+    max_steps,
+    record,
+    ANS,
+    COST,
+    SEQ,
+    EV,
+    EVO,
+):  # type: ignore[no-untyped-def]  # noqa: E501
     """CMC: pool of finished answers, EMA of its beta confidence, abandon / align / widen."""
     R, Q = ANS.shape
     L = OT.shape[2]

@@ -118,33 +118,43 @@ class CellSummary(Protocol):
     @property
     def store(self) -> str:
         """See :class:`CellResult`."""
+
     @property
     def model(self) -> str:
         """See :class:`CellResult`."""
+
     @property
     def benchmark(self) -> str:
         """See :class:`CellResult`."""
+
     @property
     def controller(self) -> str:
         """See :class:`CellResult`."""
+
     @property
     def params(self) -> dict[str, Any]:
         """See :class:`CellResult`."""
+
     @property
     def runs(self) -> int:
         """See :class:`CellResult`."""
+
     @property
     def accuracy(self) -> float:
         """See :class:`CellResult`."""
+
     @property
     def tokens(self) -> float:
         """See :class:`CellResult`."""
+
     @property
     def sequential_tokens(self) -> float:
         """See :class:`CellResult`."""
+
     @property
     def accuracy_ci(self) -> tuple[float, float]:
         """See :class:`CellResult`."""
+
     @property
     def label(self) -> str:
         """See :class:`CellResult`."""

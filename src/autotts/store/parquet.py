@@ -239,9 +239,7 @@ class _Reader:
             raise self.fail("missing value (null)", question=first, field=name)
         return array
 
-    def nested(
-        self, array: pa.Array, name: str, level: str, boff: IntArray | None = None
-    ) -> tuple[IntArray, pa.Array]:
+    def nested(self, array: pa.Array, name: str, level: str, boff: IntArray | None = None) -> tuple[IntArray, pa.Array]:
         """Offsets (from 0) and child values of a list array whose values may not be null.
 
         The elements of ``array`` are questions, or flat branches when ``boff`` (the
@@ -440,4 +438,3 @@ def read_parquet(
         # The Arrow buffers are garbage once the Python objects exist; without this the
         # allocator keeps ~2 MB per store resident for no one.
         pa.default_memory_pool().release_unused()
-

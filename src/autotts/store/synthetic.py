@@ -360,9 +360,7 @@ def _fresh(rng: np.random.Generator, n: int, gold: int, answer_max: int) -> NDAr
     return np.where(values >= gold, values + 1, values).astype(np.int64)
 
 
-def _question(
-    index: int, cfg: SynthConfig, rng: np.random.Generator, strings: list[str], label: str
-) -> Question:
+def _question(index: int, cfg: SynthConfig, rng: np.random.Generator, strings: list[str], label: str) -> Question:
     """Generate one question (see the module docstring for the model)."""
     B = cfg.branches
     hard = rng.random() < cfg.hard_share

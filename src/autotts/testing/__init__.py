@@ -7,21 +7,18 @@ replay data; they need a small store that looks real and is the same on every ru
 command-line tests. The environment conformance checks are re-exported so that users
 can run them on their own backends, and the scripted LLM server of the discovery tests
 (:class:`FakeLLMServer`, a real HTTP server on 127.0.0.1 speaking the OpenAI and
-Anthropic protocols) is available here too, imported on first use.
+Anthropic protocols) is available here too (:mod:`autotts.testing.fake_llm`).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from autotts.env.checker import EnvCheckError, check_env, check_session
 from autotts.store.schema import ReplayStore
-
-if TYPE_CHECKING:
-    from autotts.discovery.fake_server import FakeLLMServer as FakeLLMServer
-    from autotts.discovery.fake_server import Reply as Reply
+from autotts.testing.fake_llm import FakeLLMServer, Reply
 
 __all__ = [
     "EnvCheckError",
@@ -32,14 +29,6 @@ __all__ = [
     "tiny_store",
     "write_tiny_store",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("FakeLLMServer", "Reply"):
-        from autotts.discovery import fake_server
-
-        return getattr(fake_server, name)
-    raise AttributeError(f"module 'autotts.testing' has no attribute {name!r}")
 
 
 def tiny_store(
