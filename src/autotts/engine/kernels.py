@@ -302,7 +302,7 @@ def esc_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, max_samples, windo
 
 
 @_jit
-def pp_kernel(
+def pp_kernel(  # type: ignore[no-untyped-def]
     P,
     NP,
     FI,
@@ -326,7 +326,7 @@ def pp_kernel(
     SEQ,
     EV,
     EVO,
-):  # type: ignore[no-untyped-def]  # noqa: E501
+):
     """Parallel-Probe: lockstep chains, prune off-track ones after warm-up, stop on a stable winner."""
     R, Q = ANS.shape
     L = OT.shape[2]
@@ -490,7 +490,7 @@ def _pool_stats(CNT, SEEN, ns, size, CONF):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def cmc_kernel(
+def cmc_kernel(  # type: ignore[no-untyped-def]
     P,
     NP,
     FI,
@@ -521,7 +521,7 @@ def cmc_kernel(
     SEQ,
     EV,
     EVO,
-):  # type: ignore[no-untyped-def]  # noqa: E501
+):
     """CMC: pool of finished answers, EMA of its beta confidence, abandon / align / widen."""
     R, Q = ANS.shape
     L = OT.shape[2]
