@@ -13,9 +13,10 @@ Layout (every key optional except the search stores; see ``examples/discover.tom
     [evaluation] betas (sorted and de-duplicated), search_runs, final_runs, protocol, subsample_size, seeds, baselines
     [proposer]   kind, model, base_url, api_key_env, temperature, max_tokens, timeout_seconds,
                  max_retries, backoff_seconds, max_backoff_seconds, price_input_per_mtok,
-                 price_output_per_mtok, extra_body, command, agent_timeout_seconds, population
+                 price_output_per_mtok, extra_body, command, agent_timeout_seconds, population,
+                 niches, random_starts
     [budget]     max_money, max_wall_seconds
-    [selection]  rule, gamma, require_monotone
+    [selection]  rule, gamma, require_monotone, robustness, spread_weight, token_range
     [ablation]   traces, require_beta
     [sandbox]    cpu_seconds, wall_seconds, memory_mb, output_mb, final_wall_seconds
     [checks]     smoke, leak, leak_runs, monotone_tolerance, full_budget_fraction
@@ -38,7 +39,8 @@ from autotts.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 PROPOSER_KINDS = ("openai", "anthropic", "agent", "evolve")
-SELECTION_RULES = ("accuracy", "objective")
+SELECTION_RULES = ("accuracy", "objective", "frontier")
+ROBUSTNESS = ("mean", "worst", "spread")
 #: The paper's β grid: 0.0, 0.1, ..., 1.0.
 PAPER_BETAS = tuple(round(i / 10, 1) for i in range(11))
 
@@ -63,6 +65,10 @@ class ProposerConfig:
     command: tuple[str, ...] = ()
     agent_timeout_seconds: float = 1800.0
     population: int = 4
+    niches: int = 0
+    """``evolve``: cells of the archive over the token range (0 = rank by the selection rule only)."""
+    random_starts: int = 0
+    """``evolve``: how many of the first proposals are random genomes instead of variations."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,12 @@ class SelectionConfig:
     """Accuracy points (percent) traded per token of mean cost per question."""
     require_monotone: bool = False
     """Skip candidates whose token curve is not monotone in β (the paper does not)."""
+    robustness: str = "mean"
+    """How per-store frontier areas combine: ``mean``, ``worst`` store, or ``spread`` (mean − w·std)."""
+    spread_weight: float = 1.0
+    """The ``w`` of ``robustness = "spread"``."""
+    token_range: tuple[float, float] | None = None
+    """Token range (per question) of the frontier metrics; None = each store's seed-frontier span."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +197,10 @@ class DiscoverConfig:
             budget["max_wall_seconds"] = self.max_wall_seconds
         top["budget"] = budget
         top["selection"] = asdict(self.selection)
+        if self.selection.token_range is None:
+            del top["selection"]["token_range"]
+        else:
+            top["selection"]["token_range"] = list(self.selection.token_range)
         top["ablation"] = {"traces": self.traces, "require_beta": self.require_beta}
         top["sandbox"] = asdict(self.sandbox)
         top["checks"] = asdict(self.checks)
@@ -328,6 +344,8 @@ def _parse_proposer(t: _Table) -> ProposerConfig:
         command=tuple(command),
         agent_timeout_seconds=t.float_("agent_timeout_seconds", d.agent_timeout_seconds, positive=True),
         population=t.int_("population", d.population, minimum=1),
+        niches=t.int_("niches", d.niches, minimum=0),
+        random_starts=t.int_("random_starts", d.random_starts, minimum=0),
     )
     t.check_unknown()
     if kind in ("openai", "anthropic") and not cfg.model:
@@ -339,6 +357,17 @@ def _parse_proposer(t: _Table) -> ProposerConfig:
     if kind == "agent" and not cfg.command:
         raise t.fail("command", 'is required for proposer kind \'agent\' (e.g. ["claude", "-p", "{task}"])')
     return cfg
+
+
+def _token_range(t: _Table) -> tuple[float, float] | None:
+    raw = t.get("token_range", None)
+    if raw is None:
+        return None
+    ok = isinstance(raw, list) and len(raw) == 2
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in raw)
+    if not ok or not math.isfinite(raw[0]) or not raw[0] < raw[1] < math.inf:
+        raise t.fail("token_range", f"must be [lo, hi] with 0 < lo < hi tokens per question, got {raw!r}")
+    return (float(raw[0]), float(raw[1]))
 
 
 def config_from_mapping(data: Mapping[str, Any], *, base_dir: Path, source: str = "config") -> DiscoverConfig:
@@ -392,6 +421,9 @@ def config_from_mapping(data: Mapping[str, Any], *, base_dir: Path, source: str 
         rule=sel_t.str_("rule", "accuracy", choices=SELECTION_RULES),
         gamma=sel_t.float_("gamma", 0.0, minimum=0.0),
         require_monotone=sel_t.bool_("require_monotone", False),
+        robustness=sel_t.str_("robustness", "mean", choices=ROBUSTNESS),
+        spread_weight=sel_t.float_("spread_weight", 1.0, minimum=0.0),
+        token_range=_token_range(sel_t),
     )
     sel_t.check_unknown()
 

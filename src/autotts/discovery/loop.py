@@ -27,6 +27,7 @@ from autotts.discovery.config import DiscoverConfig
 from autotts.discovery.digest import build_digest
 from autotts.discovery.errors import ProposerError
 from autotts.discovery.evaluate import EvalContext, Evaluation, evaluate_candidate
+from autotts.discovery.fitness import Reference, best_before, build_reference, feedback
 from autotts.discovery.history import RunDir
 from autotts.discovery.prompt import PromptBuilder, SeedInfo, StoreFacts
 from autotts.discovery.proposers import HistoryItem, ProposalRequest, Proposer, make_proposer
@@ -100,6 +101,7 @@ class DiscoveryLoop:
         self._env = env
         self._proposer = proposer
         self._stores: list[ReplayStore] | None = None
+        self._reference: Reference | None = None
 
     # ---------------------------------------------------------------- creation
     @classmethod
@@ -177,6 +179,8 @@ class DiscoveryLoop:
             self.run_dir.write_seeds(stored)
             self.run_dir.add_phase_seconds("seeds", time.monotonic() - t0)
         infos = seed_infos(stored.get("specs", specs), stored.get("evaluated", {}))
+        # The fixed yardstick of every frontier metric: the seeds' best frontier on each search store.
+        self._reference = build_reference((i.curves for i in infos), token_range=self.config.selection.token_range)
         return infos, {k: float(v) for k, v in stored.get("full_budget_tokens", {}).items()}
 
     def _context(self, full_budget: Mapping[str, float]) -> EvalContext:
@@ -213,6 +217,17 @@ class DiscoveryLoop:
             return f"wall-clock cap of {cap:g} s reached"
         return None
 
+    def reference(self) -> Reference:
+        """The seeds' best frontier on the search stores (empty before the seeds are evaluated)."""
+        return self._reference if self._reference is not None else Reference({})
+
+    def frontier_feedback(self, record: CandidateRecord) -> str:
+        """Where ``record``'s curve is above or below the best frontier when it was proposed."""
+        if not record.ok or not record.curves or not self.reference().stores:
+            return ""
+        best = best_before(self.reference(), self.run_dir.candidates(), record.round)
+        return feedback(record.curves, best)
+
     def _finish_candidate(self, round_: int, index: int, ev: Evaluation, usage: Usage) -> CandidateRecord:
         cid = candidate_id(round_, index)
         record = ev.record(cid, round_, index, usage)
@@ -227,6 +242,9 @@ class DiscoveryLoop:
                 worst_failures=self.config.prompt.worst_failures,
                 failure_actions=self.config.prompt.failure_actions,
             )
+        front = self.frontier_feedback(record)
+        if front:
+            digest = f"{front}\n\n{digest}" if digest else front
         violations = []
         if ev.status is Status.INVALID and ev.stage == "validate":
             violations = [{"message": line} for line in ev.message.splitlines()]
@@ -243,7 +261,7 @@ class DiscoveryLoop:
             )
             for s in self.search_stores()
         ]
-        builder = PromptBuilder(c, facts)
+        builder = PromptBuilder(c, facts, reference=self.reference())
         previous = float((self.run_dir.manifest().get("phase_seconds") or {}).get("search", 0.0))
         started = time.monotonic()
         stop: str | None = None
@@ -373,7 +391,7 @@ class DiscoveryLoop:
         cid = candidate_id(round_, index)
         seed = _rng_seed(self.config.seed, round_, index)
         if self.proposer.kind == "agent":
-            best = ranked([h.record for h in history], self.config.selection)
+            best = ranked([h.record for h in history], self.config.selection, self.reference())
             codes = {h.record.id: h.code for h in history}
             start = (codes.get(best[0].id) if best else None) or builder.skeleton()
             files = builder.workspace(seeds, history, candidate_id=cid, starting_code=start)
@@ -391,7 +409,9 @@ class DiscoveryLoop:
             )
         if self.proposer.kind == "evolve":
             # The offline proposer reads the history directly; no prompt needs rendering.
-            return ProposalRequest(cid, round_, index, "", "", history, {}, "", seed, self.run_dir.slot(round_, index))
+            return ProposalRequest(
+                cid, round_, index, "", "", history, {}, "", seed, self.run_dir.slot(round_, index), self.reference()
+            )
         prompt = builder.prompt(seeds, history, candidate_id=cid)
         return ProposalRequest(
             cid, round_, index, builder.system(), prompt, history, {}, "", seed, self.run_dir.slot(round_, index)
@@ -420,7 +440,7 @@ class DiscoveryLoop:
                 if stop:
                     self.reporter.event("stop", reason=stop)
             records = run.candidates()
-            choice = select(records, self.config.selection)
+            choice = select(records, self.config.selection, self.reference())
             final = run.final()
             if final is None:
                 picked = choice.candidate if choice else "nothing"

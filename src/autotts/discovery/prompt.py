@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autotts.discovery.config import DiscoverConfig
+from autotts.discovery.fitness import Reference, best_before, feedback, metrics
 from autotts.discovery.proposers.base import HistoryItem
 from autotts.discovery.records import CandidateRecord, CurvePoint
 from autotts.discovery.selection import best_point, ranked, score
@@ -92,10 +93,14 @@ def format_curves(curves: Mapping[str, Sequence[CurvePoint]]) -> str:
 class PromptBuilder:
     """Renders prompts and agent workspaces for one run (see the module docstring)."""
 
-    def __init__(self, config: DiscoverConfig, stores: Sequence[StoreFacts]) -> None:
+    def __init__(
+        self, config: DiscoverConfig, stores: Sequence[StoreFacts], *, reference: Reference | None = None
+    ) -> None:
         self.config = config
         self.stores = list(stores)
         self._dir = config.prompt.template_dir
+        self.reference = reference if reference is not None else Reference({})
+        self._records: Sequence[CandidateRecord] = ()
 
     def template(self, name: str) -> string.Template:
         """A packaged or user template."""
@@ -145,6 +150,19 @@ class PromptBuilder:
             .strip()
         )
 
+    def _frontier(self, rec: CandidateRecord) -> tuple[str, str]:
+        """``(lines, one-liner)``: the curve against the best frontier when the candidate was proposed."""
+        if not rec.ok or not rec.curves or not self.reference.stores:
+            return "", ""
+        best = best_before(self.reference, self._records, rec.round)
+        m = metrics(rec.curves, best)
+        if not m.stores:
+            return "", ""
+        diffs = m.at_budgets()
+        wins = sum(d > 0.05 for d in diffs)
+        short = f"; frontier area {m.score():+.2f} vs best so far, above at {wins}/{len(diffs)} budgets"
+        return feedback(rec.curves, best) + "\n", short
+
     def _entry(self, item: HistoryItem) -> tuple[str, str]:
         rec = item.record
         message = ""
@@ -158,6 +176,8 @@ class PromptBuilder:
             curves = "Curves:\n" + format_curves(rec.curves) + "\n"
             if len(rec.curves) > 1 and rec.search_curve:
                 curves += f"- search mean: {format_curve(rec.search_curve)}\n"
+        front_lines, front_short = self._frontier(rec)
+        curves += front_lines
         settings = ""
         if rec.settings:
             keys = list(rec.settings)
@@ -181,7 +201,7 @@ class PromptBuilder:
         summary = ""
         if best is not None:
             beta = "" if best.beta is None else f" at β={best.beta:g}"
-            summary = f", best {best.accuracy:.1f}% / {best.tokens:,.0f} tok{beta}"
+            summary = f", best {best.accuracy:.1f}% / {best.tokens:,.0f} tok{beta}{front_short}"
         if rec.findings:
             summary += "; findings: " + ", ".join(sorted({f.code for f in rec.findings}))
         if rec.message and not rec.ok:
@@ -194,9 +214,10 @@ class PromptBuilder:
     def _history(self, history: Sequence[HistoryItem], budget: int) -> str:
         if not history:
             return "(none yet — this is the first candidate)"
-        entries = [self._entry(h) for h in history]
         records: list[CandidateRecord] = [h.record for h in history]
-        protected = {r.id for r in ranked(records, self.config.selection)[:_KEEP_BEST]}
+        self._records = records
+        entries = [self._entry(h) for h in history]
+        protected = {r.id for r in ranked(records, self.config.selection, self.reference)[:_KEEP_BEST]}
         protected |= {r.id for r in records[-_KEEP_LATEST:]}
 
         def weakness(i: int) -> tuple[int, float, int]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from autotts.discovery.fitness import Reference
 from autotts.discovery.records import CandidateRecord, Usage
 
 REDACTED = "[REDACTED]"
@@ -46,6 +47,8 @@ class ProposalRequest:
     rng_seed: int = 0
     slot_dir: Path | None = None
     """The candidate's folder in the run directory (where a workspace snapshot goes)."""
+    reference: Reference | None = None
+    """The seeds' best frontier on the search stores (frontier metrics are relative to it)."""
 
 
 @dataclass(frozen=True)

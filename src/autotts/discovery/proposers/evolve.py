@@ -21,12 +21,14 @@ import pprint
 import random
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from autotts.discovery.config import ProposerConfig, SelectionConfig
+from autotts.discovery.fitness import Reference, accuracy_at_fraction
 from autotts.discovery.proposers.base import HistoryItem, ProposalRequest, ProposalResult
-from autotts.discovery.records import Usage
-from autotts.discovery.selection import ranked
+from autotts.discovery.records import CandidateRecord, Usage
+from autotts.discovery.selection import eligible, ranked, reference_for
 from autotts.discovery.validation import literal, parse_source
 
 Genome = dict[str, Any]
@@ -36,23 +38,30 @@ FULL_BUDGET = 64
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("probe", "read"),
-    "stop": ("confidence", "unanimous", "margin"),
+    "stop": ("confidence", "unanimous", "margin", "momentum"),
     "vote": ("finals", "latest"),
-    "widen": ("batch", "stall", "idle"),
+    "widen": ("batch", "stall", "idle", "trend"),
     "prune": ("none", "patience"),
-    "alloc": ("all", "leaders", "deepest"),
+    "alloc": ("all", "leaders", "deepest", "aligned"),
 }
-#: Numeric genes: (min a, max a, max b, mutation scale).
-NUMERIC: dict[str, tuple[float, float, float, float]] = {
-    "n_init": (1.0, 16.0, 32.0, 2.0),
-    "max_branches": (1.0, 64.0, 64.0, 8.0),
-    "threshold": (0.5, 0.99, 0.45, 0.05),
-    "margin": (1.0, 8.0, 8.0, 1.0),
-    "min_votes": (1.0, 8.0, 56.0, 1.0),
-    "widen_size": (1.0, 8.0, 8.0, 1.0),
-    "patience": (1.0, 12.0, 16.0, 2.0),
-    "warm_up": (0.0, 10.0, 12.0, 2.0),
-    "burst": (1.0, 4.0, 4.0, 0.7),
+#: Numeric genes: (min a, max a, min b, max b, mutation scale). A negative min b lets the
+#: setting fall with β: only for the smoothing weight and the two trend tolerances, where a
+#: smaller value means a stricter (more expensive) controller.
+NUMERIC: dict[str, tuple[float, float, float, float, float]] = {
+    "n_init": (1.0, 16.0, 0.0, 32.0, 2.0),
+    "max_branches": (1.0, 64.0, 0.0, 64.0, 8.0),
+    "threshold": (0.5, 0.99, 0.0, 0.45, 0.05),
+    "margin": (1.0, 8.0, 0.0, 8.0, 1.0),
+    "min_votes": (1.0, 8.0, 0.0, 56.0, 1.0),
+    "widen_size": (1.0, 8.0, 0.0, 8.0, 1.0),
+    "patience": (1.0, 12.0, 0.0, 16.0, 2.0),
+    "warm_up": (0.0, 10.0, 0.0, 12.0, 2.0),
+    "burst": (1.0, 4.0, 0.0, 4.0, 0.7),
+    "alpha": (0.05, 1.0, -0.9, 0.5, 0.08),
+    "window": (2.0, 12.0, 0.0, 12.0, 1.0),
+    "slack": (0.0, 0.15, -0.15, 0.15, 0.02),
+    "trend": (-0.05, 0.15, -0.15, 0.15, 0.02),
+    "keep": (1.0, 4.0, 0.0, 4.0, 0.7),
 }
 _START = "# --- genome start ---"
 _END = "# --- genome end ---"
@@ -105,15 +114,15 @@ def normalize(g: Mapping[str, Any]) -> Genome:
     for k, opts in CHOICES.items():
         v = g.get(k, base[k])
         out[k] = v if v in opts else base[k]
-    for k, (lo, hi, bmax, _) in NUMERIC.items():
+    for k, (lo, hi, bmin, bmax, _) in NUMERIC.items():
         v = g.get(k, base[k])
         try:
             a, b = float(v[0]), float(v[1])
         except (TypeError, ValueError, IndexError):
             a, b = base[k]
-        digits = 3 if k == "threshold" else 2
+        digits = 3 if k in ("threshold", "alpha", "slack", "trend") else 2
         a = min(hi, max(lo, a))
-        b = min(bmax, max(0.0, b))
+        b = min(bmax, max(bmin, b))
         if k == "max_branches":
             b = max(b, FULL_BUDGET - a)  # β = 1 reaches the full budget, whatever the mutation did
         out[k] = (round(a, digits), round(b, digits))
@@ -139,16 +148,35 @@ def render(genome: Genome) -> str:
     return f"{head}\nGENOME: dict[str, Any] = {body}\n{tail}"
 
 
+_STOP_GENES = {
+    "confidence": ("threshold",),
+    "margin": ("margin",),
+    "unanimous": (),
+    "momentum": ("threshold", "alpha", "window", "slack", "warm_up"),
+}
+_WIDEN_GENES = {"batch": (), "idle": (), "stall": ("threshold",), "trend": ("threshold", "alpha", "window", "trend")}
+
+
 def relevant_genes(genome: Genome) -> list[str]:
     """Genes that change the behaviour of ``genome`` (mutating the others would be wasted)."""
-    stop_gene = {"confidence": ["threshold"], "margin": ["margin"], "unanimous": []}[genome["stop"]]
+    stop_genes = _STOP_GENES[genome["stop"]]
     if genome["mode"] == "read":
-        return ["mode", "stop", "max_branches", "min_votes", *stop_gene]
-    names = [n for n in (*CHOICES, *NUMERIC) if n not in ("threshold", "margin")]
-    if genome["prune"] == "none":
-        names.remove("patience")
-    extra = ["threshold"] if genome["widen"] == "stall" and "threshold" not in stop_gene else []
-    return names + stop_gene + extra
+        return list(dict.fromkeys(["mode", "stop", "max_branches", "min_votes", *stop_genes]))
+    conditional = {"threshold", "margin", "alpha", "window", "slack", "trend", "patience", "keep"}
+    names = [n for n in (*CHOICES, *NUMERIC) if n not in conditional]
+    names += [*stop_genes, *_WIDEN_GENES[genome["widen"]]]
+    if genome["prune"] == "patience":
+        names += ["patience", "keep"]
+    return list(dict.fromkeys(names))
+
+
+def random_genome(rng: random.Random) -> Genome:
+    """A genome drawn uniformly from the grammar (probe mode: the richer half of it)."""
+    g: Genome = {k: rng.choice(opts) for k, opts in CHOICES.items()}
+    g["mode"] = "probe"
+    for k, (lo, hi, bmin, bmax, _) in NUMERIC.items():
+        g[k] = (rng.uniform(lo, hi), rng.uniform(max(bmin, -hi), min(bmax, hi)))
+    return normalize(g)
 
 
 def mutate(genome: Genome, rng: random.Random, n: int) -> tuple[Genome, list[str]]:
@@ -161,7 +189,7 @@ def mutate(genome: Genome, rng: random.Random, n: int) -> tuple[Genome, list[str
             opts = [o for o in CHOICES[name] if o != child[name]]
             child[name] = rng.choice(opts)
         else:
-            scale = NUMERIC[name][3]
+            scale = NUMERIC[name][4]
             a, b = child[name]
             if rng.random() < 0.5:
                 a += rng.gauss(0.0, scale)
@@ -177,9 +205,10 @@ def stretch(genome: Genome, rng: random.Random) -> tuple[Genome, str]:
     """Scale every β-slope by the same factor: the whole schedule more (or less) generous at high β."""
     factor = rng.choice((0.6, 1.6, 2.5))
     child = dict(genome)
-    for name, (_, _, _, scale) in NUMERIC.items():
+    for name, (_, _, bmin, _, scale) in NUMERIC.items():
         a, b = child[name]
-        child[name] = (a, b * factor + (scale if factor > 1 and b == 0 else 0.0))
+        nudge = scale if factor > 1 and b == 0 and bmin >= 0 else 0.0
+        child[name] = (a, b * factor + nudge)
     return normalize(child), f"stretched every β-slope ×{factor:g}"
 
 
@@ -213,14 +242,20 @@ class EvolveProposer:
         """Nothing to release."""
 
     def propose(self, request: ProposalRequest) -> ProposalResult:
-        """Mutate or recombine the best genomes so far (the starting genome first)."""
+        """Mutate or recombine good genomes so far (the starting genome first, then any random starts)."""
         t0 = time.monotonic()
         rng = random.Random(request.rng_seed)
         known = {_key(g) for g in (genome_of(h.code) for h in request.history) if g is not None}
         known.add(_key(start_genome()))  # proposed first (round 1, index 1) even before it is in the history
-        parents = self._parents(request.history)
+        parents = self._parents(request.history, request.reference)
+        ordinal = len(request.history) + request.index - 1
         if not parents and request.index <= 1:
             child, note = start_genome(), "the starting genome"
+        elif 1 <= ordinal <= self.cfg.random_starts:
+            child = random_genome(rng)
+            while _key(child) in known:
+                child = random_genome(rng)
+            note = f"random start {ordinal} of {self.cfg.random_starts}"
         else:
             # Without an evaluated parent yet (e.g. the rest of round 1), vary the starting genome.
             parents = parents or [("the starting genome", start_genome())]
@@ -246,13 +281,49 @@ class EvolveProposer:
         usage = Usage(calls=1, seconds=time.monotonic() - t0, attempts=1)
         return ProposalResult(response, code, usage)
 
-    def _parents(self, history: Sequence[HistoryItem]) -> list[tuple[str, Genome]]:
+    def _parents(self, history: Sequence[HistoryItem], reference: Reference | None) -> list[tuple[str, Genome]]:
+        """Parents, best first: the population by fitness, then (with niches) each niche's elite."""
         by_id = {h.record.id: h for h in history}
+        evolved = [h.record for h in history if genome_of(h.code) is not None]
+        frontier = self.cfg.niches > 0 or self.selection.rule == "frontier"
+        if frontier:
+            order = ranked(evolved, replace(self.selection, rule="frontier"), reference)
+        else:
+            order = ranked(evolved, self.selection)
+        chosen = order[: self.cfg.population]
+        if self.cfg.niches > 0:
+            for rec in archive(evolved, self.selection, reference, self.cfg.niches):
+                if rec not in chosen:
+                    chosen.append(rec)
         out = []
-        for rec in ranked([h.record for h in history], self.selection):
+        for rec in chosen:
             g = genome_of(by_id[rec.id].code)
             if g is not None:
                 out.append((rec.id, g))
-            if len(out) >= self.cfg.population:
-                break
         return out
+
+
+def archive(
+    records: Sequence[CandidateRecord], cfg: SelectionConfig, reference: Reference | None, niches: int
+) -> list[CandidateRecord]:
+    """MAP-Elites over the token range: per niche (a budget), the record most accurate there.
+
+    Niche ``i`` is the budget ``i / (niches − 1)`` of the way across each store's token range
+    (log axis); a record's accuracy there is the mean over stores of its frontier's accuracy
+    at that budget. Elites of several niches may coincide; each is listed once, cheapest niche first.
+    """
+    ref = reference_for(records, cfg, reference)
+    usable = [r for r in records if eligible(r, cfg)]
+    if not usable or not ref.stores:
+        return []
+    fractions = [i / (niches - 1) for i in range(niches)] if niches > 1 else [1.0]
+    elites: list[CandidateRecord] = []
+    for f in fractions:
+        best: tuple[float, CandidateRecord] | None = None
+        for r in usable:
+            acc = accuracy_at_fraction(r.curves, ref, f)
+            if acc is not None and (best is None or acc > best[0]):
+                best = (acc, r)
+        if best is not None and best[1] not in elites:
+            elites.append(best[1])
+    return elites
