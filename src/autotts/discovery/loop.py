@@ -27,6 +27,7 @@ from autotts.discovery.config import DiscoverConfig
 from autotts.discovery.digest import build_digest
 from autotts.discovery.errors import ProposerError
 from autotts.discovery.evaluate import EvalContext, Evaluation, evaluate_candidate
+from autotts.discovery.final_frontier import final_frontier
 from autotts.discovery.fitness import Reference, best_before, build_reference, feedback
 from autotts.discovery.history import RunDir
 from autotts.discovery.prompt import PromptBuilder, SeedInfo, StoreFacts
@@ -463,6 +464,7 @@ class DiscoveryLoop:
                     on_step=lambda s: self.reporter.event("message", text=f"final evaluation: {s}"),
                 )
                 final["selection"] = None if choice is None else asdict(choice)
+                final["frontier"] = final_frontier(final)
                 run.write_final(final)
                 run.add_phase_seconds("final", time.monotonic() - t0)
             summary = write_summary(run, self.config, records, choice, final)

@@ -68,7 +68,8 @@ def reference_for(records: Iterable[CandidateRecord], cfg: SelectionConfig, refe
 def frontier_key(record: CandidateRecord, cfg: SelectionConfig, reference: Reference) -> tuple[float, float]:
     """``(combined area, accuracy at the largest budget)`` of an eligible record: what ``frontier`` ranks."""
     m = metrics(record.curves, reference)
-    return m.score(cfg.robustness, cfg.spread_weight), m.accuracy_at_top()
+    # Rounded so that float noise in equal areas does not decide what the tie-break should.
+    return round(m.score(cfg.robustness, cfg.spread_weight), 9), round(m.accuracy_at_top(), 9)
 
 
 def _select_frontier(

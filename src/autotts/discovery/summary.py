@@ -16,6 +16,7 @@ from typing import Any
 
 from autotts._atomic import write_text_atomic
 from autotts.discovery.config import DiscoverConfig
+from autotts.discovery.final_frontier import markdown as frontier_markdown
 from autotts.discovery.history import RunDir
 from autotts.discovery.records import CandidateRecord
 from autotts.discovery.selection import Choice, best_point
@@ -123,6 +124,7 @@ def build_summary(
             "discovered_status": (final.get("discovered") or {}).get("status"),
             "discovered_message": (final.get("discovered") or {}).get("message", ""),
             "rows": _rows(final, choice),
+            "frontier": final.get("frontier") or {},
         },
         "usage": usage.to_json(),
         "money": round(usage.money, 6),
@@ -184,6 +186,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
             f"| {r['store']} | {r['role']} | {r['controller']} | {beta} | {r['accuracy']:.2f} | {_fmt_ci(r)} | "
             f"{r['tokens']:,.0f} |"
         )
+    lines += frontier_markdown(fin.get("frontier") or {})
     lines += ["", "## Candidates", ""]
     lines.append("| id | status | best accuracy % | tokens/q | β | findings | message |")
     lines.append("|---|---|---:|---:|---|---|---|")
