@@ -19,6 +19,7 @@ from autotts.discovery.proposers.evolve import (
     EvolveProposer,
     archive,
     genome_of,
+    momentum_genome,
     mutate,
     normalize,
     random_genome,
@@ -426,12 +427,15 @@ def test_evolve_parents_include_niche_elites_and_random_starts_come_first() -> N
     assert {pid for pid, _ in parents} == {cheap.id, dear.id}
     no_niches = EvolveProposer(ProposerConfig(population=1), FRONTIER)
     assert len(no_niches._parents(history, REF)) == 1
-    starts = EvolveProposer(ProposerConfig(population=1, random_starts=2), FRONTIER)
+    starts = EvolveProposer(ProposerConfig(population=1, random_starts=2, starts=("vote", "momentum")), FRONTIER)
     first = starts.propose(ProposalRequest("r01c01", 1, 1, "", "", (), rng_seed=1))
     second = starts.propose(ProposalRequest("r01c02", 1, 2, "", "", (), rng_seed=2))
-    again = starts.propose(ProposalRequest("r01c02", 1, 2, "", "", (), rng_seed=2))
+    third = starts.propose(ProposalRequest("r02c01", 2, 1, "", "", history, rng_seed=3))
+    again = starts.propose(ProposalRequest("r02c01", 2, 1, "", "", history, rng_seed=3))
     assert genome_of(first.code) == start_genome()
-    assert "random start 1" in second.response and second.code == again.code
+    assert genome_of(second.code) == momentum_genome() and "'momentum'" in second.response
+    assert "random start 1 of 2" in third.response and third.code == again.code
+    assert genome_of(third.code) not in (start_genome(), momentum_genome())
 
 
 # --------------------------------------------------------------- end to end

@@ -14,7 +14,7 @@ Layout (every key optional except the search stores; see ``examples/discover.tom
     [proposer]   kind, model, base_url, api_key_env, temperature, max_tokens, timeout_seconds,
                  max_retries, backoff_seconds, max_backoff_seconds, price_input_per_mtok,
                  price_output_per_mtok, extra_body, command, agent_timeout_seconds, population,
-                 niches, random_starts
+                 niches, random_starts, starts
     [budget]     max_money, max_wall_seconds
     [selection]  rule, gamma, require_monotone, robustness, spread_weight, token_range
     [ablation]   traces, require_beta
@@ -68,7 +68,9 @@ class ProposerConfig:
     niches: int = 0
     """``evolve``: cells of the archive over the token range (0 = rank by the selection rule only)."""
     random_starts: int = 0
-    """``evolve``: how many of the first proposals are random genomes instead of variations."""
+    """``evolve``: how many proposals after the starts are random genomes instead of variations."""
+    starts: tuple[str, ...] = ("vote",)
+    """``evolve``: named starting genomes proposed first (``vote``: full reads; ``momentum``: probing)."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,7 @@ class DiscoverConfig:
         prop = asdict(self.proposer)
         prop["command"] = list(self.proposer.command)
         prop["extra_body"] = dict(self.proposer.extra_body)
+        prop["starts"] = list(self.proposer.starts)
         top["proposer"] = prop
         budget: dict[str, Any] = {}
         if self.max_money is not None:
@@ -346,6 +349,7 @@ def _parse_proposer(t: _Table) -> ProposerConfig:
         population=t.int_("population", d.population, minimum=1),
         niches=t.int_("niches", d.niches, minimum=0),
         random_starts=t.int_("random_starts", d.random_starts, minimum=0),
+        starts=_starts(t, d.starts),
     )
     t.check_unknown()
     if kind in ("openai", "anthropic") and not cfg.model:
@@ -357,6 +361,17 @@ def _parse_proposer(t: _Table) -> ProposerConfig:
     if kind == "agent" and not cfg.command:
         raise t.fail("command", 'is required for proposer kind \'agent\' (e.g. ["claude", "-p", "{task}"])')
     return cfg
+
+
+EVOLVE_STARTS = ("vote", "momentum")
+
+
+def _starts(t: _Table, default: tuple[str, ...]) -> tuple[str, ...]:
+    names = t.str_list("starts", list(default)) or []
+    bad = [n for n in names if n not in EVOLVE_STARTS]
+    if bad or not names:
+        raise t.fail("starts", f"must name one or more of {', '.join(EVOLVE_STARTS)}; got {names!r}")
+    return tuple(dict.fromkeys(names))
 
 
 def _token_range(t: _Table) -> tuple[float, float] | None:

@@ -28,7 +28,7 @@ from autotts.discovery.config import ProposerConfig, SelectionConfig
 from autotts.discovery.fitness import Reference, accuracy_at_fraction
 from autotts.discovery.proposers.base import HistoryItem, ProposalRequest, ProposalResult
 from autotts.discovery.records import CandidateRecord, Usage
-from autotts.discovery.selection import eligible, ranked, reference_for
+from autotts.discovery.selection import eligible, frontier_key, ranked, reference_for
 from autotts.discovery.validation import literal, parse_source
 
 Genome = dict[str, Any]
@@ -82,6 +82,45 @@ def start_genome() -> Genome:
     if found is None:  # pragma: no cover - the packaged file always has one
         raise RuntimeError("evolve_engine.py lost its GENOME block")
     return found
+
+
+def momentum_genome() -> Genome:
+    """A probe-mode composition of the momentum components, with round numbers.
+
+    Opens a few branches, stops when the moving average of vote confidence is high and not
+    falling, abandons branches that keep disagreeing (keeping two), gives branches that
+    agree with the leader bursts of depth, and widens while the average stalls; β raises
+    the width, the patience, the smoothing and the bar. It is the second point evolution
+    can start from (``proposer.starts``), far from the full-read starting genome.
+    """
+    return normalize(
+        {
+            **_raw_start(),
+            "mode": "probe",
+            "stop": "momentum",
+            "vote": "finals",
+            "widen": "trend",
+            "prune": "patience",
+            "alloc": "aligned",
+            "n_init": (2.0, 4.0),
+            "max_branches": (4.0, 60.0),
+            "threshold": (0.85, 0.1),
+            "min_votes": (2.0, 2.0),
+            "widen_size": (1.0, 2.0),
+            "patience": (4.0, 8.0),
+            "warm_up": (2.0, 6.0),
+            "burst": (1.0, 2.0),
+            "alpha": (0.6, -0.3),
+            "window": (3.0, 4.0),
+            "slack": (0.04, -0.03),
+            "trend": (0.04, -0.03),
+            "keep": (2.0, 0.0),
+        }
+    )
+
+
+#: Named starting genomes (``proposer.starts``), proposed first and in order.
+STARTS = {"vote": start_genome, "momentum": momentum_genome}
 
 
 def genome_of(code: str | None) -> Genome | None:
@@ -170,12 +209,18 @@ def relevant_genes(genome: Genome) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+#: Genes whose value at β = 0 sets the cheap end's cost; random starts draw them from the
+#: lowest quarter of their range, since β = 0 is meant to be cheap.
+_CHEAP_AT_ZERO = ("n_init", "max_branches", "min_votes", "widen_size", "burst", "warm_up")
+
+
 def random_genome(rng: random.Random) -> Genome:
-    """A genome drawn uniformly from the grammar (probe mode: the richer half of it)."""
+    """A probe-mode genome drawn at random from the grammar, cheap at β = 0."""
     g: Genome = {k: rng.choice(opts) for k, opts in CHOICES.items()}
     g["mode"] = "probe"
     for k, (lo, hi, bmin, bmax, _) in NUMERIC.items():
-        g[k] = (rng.uniform(lo, hi), rng.uniform(max(bmin, -hi), min(bmax, hi)))
+        top = lo + (hi - lo) / 4 if k in _CHEAP_AT_ZERO else hi
+        g[k] = (rng.uniform(lo, top), rng.uniform(max(bmin, -hi), min(bmax, hi)))
     return normalize(g)
 
 
@@ -246,16 +291,22 @@ class EvolveProposer:
         t0 = time.monotonic()
         rng = random.Random(request.rng_seed)
         known = {_key(g) for g in (genome_of(h.code) for h in request.history) if g is not None}
-        known.add(_key(start_genome()))  # proposed first (round 1, index 1) even before it is in the history
+        starts = [(name, STARTS[name]()) for name in self.cfg.starts]
+        # The starts are proposed first (round 1) even before they are in the history.
+        known |= {_key(g) for _, g in starts}
         parents = self._parents(request.history, request.reference)
         ordinal = len(request.history) + request.index - 1
-        if not parents and request.index <= 1:
+        n_starts = len(starts)
+        if ordinal < n_starts:
+            name, child = starts[ordinal]
+            note = "the starting genome" if name == "vote" else f"the starting genome {name!r}"
+        elif not parents and request.index <= 1 and not request.history:
             child, note = start_genome(), "the starting genome"
-        elif 1 <= ordinal <= self.cfg.random_starts:
+        elif n_starts <= ordinal < n_starts + self.cfg.random_starts:
             child = random_genome(rng)
             while _key(child) in known:
                 child = random_genome(rng)
-            note = f"random start {ordinal} of {self.cfg.random_starts}"
+            note = f"random start {ordinal - n_starts + 1} of {self.cfg.random_starts}"
         else:
             # Without an evaluated parent yet (e.g. the rest of round 1), vary the starting genome.
             parents = parents or [("the starting genome", start_genome())]
@@ -317,13 +368,16 @@ def archive(
     if not usable or not ref.stores:
         return []
     fractions = [i / (niches - 1) for i in range(niches)] if niches > 1 else [1.0]
+    overall = {r.id: frontier_key(r, cfg, ref)[0] for r in usable}
     elites: list[CandidateRecord] = []
     for f in fractions:
-        best: tuple[float, CandidateRecord] | None = None
+        best: tuple[tuple[float, float], CandidateRecord] | None = None
         for r in usable:
             acc = accuracy_at_fraction(r.curves, ref, f)
-            if acc is not None and (best is None or acc > best[0]):
-                best = (acc, r)
+            # Ties (e.g. several curves offering nothing at a cheap budget) go to the better curve overall.
+            key = (acc if acc is not None else float("-inf"), overall[r.id])
+            if best is None or key > best[0]:
+                best = (key, r)
         if best is not None and best[1] not in elites:
             elites.append(best[1])
     return elites
