@@ -3,14 +3,18 @@
 No LLM is involved. Each candidate is the component controller of
 :mod:`autotts.discovery.proposers.evolve_engine` with its own ``GENOME`` (choices of
 stopping, widening, pruning, voting and depth-allocation rules, plus ``a + b·β``
-schedules with ``b ≥ 0``, so every schedule is monotone in β, and ``max_branches`` pinned
-to reach the full :data:`FULL_BUDGET` at β = 1, so the conservative end can always use
-the whole budget). The first proposal is the starting genome as is, so the run
-records what evolution starts from; later ones mutate a parent chosen from the best
-``population`` candidates so far (by the run's selection rule) or cross two of them.
-Everything is seeded from the run seed, round and index, so a resumed run proposes
-exactly what an uninterrupted one would have. A genome already in the run's history (or
-the starting genome) is not proposed again: evaluating it twice would waste a slot.
+schedules, monotone in β, with ``max_branches`` pinned to reach the full
+:data:`FULL_BUDGET` at β = 1, so the conservative end can always use the whole budget).
+The named ``starts`` are proposed first, as they are, so the run records what evolution
+starts from; then ``random_starts`` random genomes; later proposals mutate, stretch the
+β-slopes of, or cross the parents. Parents are the best ``population`` candidates so far —
+by frontier area (:mod:`autotts.discovery.fitness`) when the rule is ``frontier`` or
+``niches > 0``, else by the run's selection rule — plus, with ``niches``, a MAP-Elites
+archive: the most accurate candidate at each of ``niches`` budgets across the token
+range, so cheap and expensive regimes both keep improving. Everything is seeded from the
+run seed, round and index, so a resumed run proposes exactly what an uninterrupted one
+would have. A genome already in the run's history (or a start) is not proposed again:
+evaluating it twice would waste a slot.
 """
 
 from __future__ import annotations
