@@ -479,3 +479,23 @@ def test_short_frontier_discovery_on_synthetic_stores(tmp_path: Path) -> None:
     assert "cmc" in final["frontier"]["heldout"]["vs_baselines"]
     summary_md = (outcome.run_dir / "summary.md").read_text()
     assert "Whole β-curve on the heldout stores" in summary_md
+
+
+def test_a_non_monotone_candidate_can_be_a_parent_but_not_the_selection() -> None:
+    dip = (Finding("non-monotone", "tokens drop"),)
+    best_but_dipping = record(
+        "r01c01", {k: curve((100, 48.0), (1000, 66.0), (10_000, 74.0)) for k in SEEDS}, findings=dip
+    )
+    plain = record("r01c02", {k: curve((100, 41.0), (1000, 61.0), (10_000, 71.0)) for k in SEEDS})
+    worse = record("r01c03", {k: curve((100, 40.0), (1000, 60.0), (10_000, 70.5)) for k in SEEDS})
+    genomes = [random_genome(random.Random(i)) for i in range(3)]
+    history = tuple(HistoryItem(r, render(g)) for r, g in zip((best_but_dipping, plain, worse), genomes, strict=True))
+    strict = SelectionConfig(rule="frontier", require_monotone=True)
+    assert select([h.record for h in history], strict, REF).candidate == plain.id  # type: ignore[union-attr]
+    parents = EvolveProposer(ProposerConfig(population=3), strict)._parents(history, REF)
+    # About 5 points of area ahead, one point of penalty: still the first parent.
+    assert [pid for pid, _ in parents] == [best_but_dipping.id, plain.id, worse.id]
+    close = record("r01c01", {k: curve((100, 41.2), (1000, 61.0), (10_000, 71.0)) for k in SEEDS}, findings=dip)
+    history2 = (HistoryItem(close, render(genomes[0])), *history[1:])
+    parents2 = EvolveProposer(ProposerConfig(population=3), strict)._parents(history2, REF)
+    assert [pid for pid, _ in parents2][:2] == [plain.id, worse.id]  # ahead by less than the penalty

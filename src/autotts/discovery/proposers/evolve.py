@@ -342,12 +342,13 @@ class EvolveProposer:
         evolved = [h.record for h in history if genome_of(h.code) is not None]
         frontier = self.cfg.niches > 0 or self.selection.rule == "frontier"
         if frontier:
-            order = ranked(evolved, replace(self.selection, rule="frontier"), reference)
+            order = _frontier_ranked(evolved, self.selection, reference)
         else:
             order = ranked(evolved, self.selection)
         chosen = order[: self.cfg.population]
         if self.cfg.niches > 0:
-            for rec in archive(evolved, self.selection, reference, self.cfg.niches):
+            lenient = replace(self.selection, require_monotone=False)
+            for rec in archive(evolved, lenient, reference, self.cfg.niches):
                 if rec not in chosen:
                     chosen.append(rec)
         out = []
@@ -356,6 +357,33 @@ class EvolveProposer:
             if g is not None:
                 out.append((rec.id, g))
         return out
+
+
+#: Frontier area (points) a parent candidate loses for a non-monotone finding.
+NON_MONOTONE_PENALTY = 1.0
+
+
+def _frontier_ranked(
+    records: Sequence[CandidateRecord], cfg: SelectionConfig, reference: Reference | None
+) -> list[CandidateRecord]:
+    """Records by frontier area, best first.
+
+    A non-monotone curve is not selectable under ``require_monotone`` but may still be a
+    parent (a mutation often repairs a small dip), one :data:`NON_MONOTONE_PENALTY` point
+    of area behind.
+    """
+    lenient = replace(cfg, rule="frontier", require_monotone=False)
+    ref = reference_for(records, lenient, reference)
+    keyed = []
+    for r in records:
+        if not eligible(r, lenient):
+            continue
+        area, top = frontier_key(r, lenient, ref)
+        if cfg.require_monotone and any(f.code == "non-monotone" for f in r.findings):
+            area -= NON_MONOTONE_PENALTY
+        keyed.append(((area, top, -r.round, -r.index), r))
+    keyed.sort(key=lambda t: t[0], reverse=True)
+    return [r for _, r in keyed]
 
 
 def archive(
