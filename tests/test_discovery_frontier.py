@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from autotts.discovery.config import ProposerConfig, SelectionConfig, load_config
+from autotts.discovery.config import ProposerConfig, SelectionConfig, config_from_mapping, load_config
 from autotts.discovery.final_frontier import compare, final_frontier
 from autotts.discovery.fitness import BUDGET_FRACTIONS, best_before, build_reference, feedback, metrics
 from autotts.discovery.loop import DiscoveryLoop
+from autotts.discovery.prompt import PromptBuilder, SeedInfo, StoreFacts
 from autotts.discovery.proposers.base import HistoryItem, ProposalRequest
 from autotts.discovery.proposers.evolve import (
     NUMERIC,
@@ -499,3 +501,23 @@ def test_a_non_monotone_candidate_can_be_a_parent_but_not_the_selection() -> Non
     history2 = (HistoryItem(close, render(genomes[0])), *history[1:])
     parents2 = EvolveProposer(ProposerConfig(population=3), strict)._parents(history2, REF)
     assert [pid for pid, _ in parents2][:2] == [plain.id, worse.id]  # ahead by less than the penalty
+
+
+def test_prompt_history_shows_each_curve_against_the_best_frontier_of_its_time(tmp_path: Path) -> None:
+    cfg = config_from_mapping({"stores": {"search": ["s.json"]}}, base_dir=tmp_path, source="t")
+    seeds = [SeedInfo("sc", "self-consistency", "class SC:\n    pass\n", SEEDS)]
+    facts = [StoreFacts("A", 30, 128, 500), StoreFacts("B", 30, 128, 500)]
+    first = record(
+        "r01c01", {k: tuple(CurvePoint(p.beta, p.accuracy + 3, p.tokens) for p in v) for k, v in SEEDS.items()}
+    )
+    second = record(
+        "r02c01", {k: tuple(CurvePoint(p.beta, p.accuracy + 1, p.tokens) for p in v) for k, v in SEEDS.items()}
+    )
+    hist = [HistoryItem(first, "class A: pass"), HistoryItem(second, "class B: pass")]
+    text = PromptBuilder(cfg, facts, reference=REF).prompt(seeds, hist, candidate_id="r03c01")
+    # r01c01 was 3 points above the seeds; r02c01 is judged against a frontier that already holds r01c01.
+    assert "Frontier vs the best frontier so far (accuracy points; + = above): area +3.00" in text
+    assert "area -2.00" in text
+    tight = replace(cfg, prompt=replace(cfg.prompt, max_chars=1000))
+    short = PromptBuilder(tight, facts, reference=REF).prompt(seeds, hist, candidate_id="r03c01")
+    assert "frontier area -2.00 vs best so far, above at 0/5 budgets" in short
