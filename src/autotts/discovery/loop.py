@@ -27,6 +27,7 @@ from autotts.discovery.config import DiscoverConfig
 from autotts.discovery.digest import build_digest
 from autotts.discovery.errors import ProposerError
 from autotts.discovery.evaluate import EvalContext, Evaluation, evaluate_candidate
+from autotts.discovery.final import final_evaluation
 from autotts.discovery.final_frontier import final_frontier
 from autotts.discovery.fitness import Reference, best_before, build_reference, feedback
 from autotts.discovery.history import RunDir
@@ -36,8 +37,9 @@ from autotts.discovery.records import CandidateRecord, Status, Usage, candidate_
 from autotts.discovery.sandbox import SandboxLimits, kill_all
 from autotts.discovery.seeds import FULL_BUDGET_SPEC, evaluate_specs, seed_infos, seed_specs
 from autotts.discovery.selection import Choice, best_point, ranked, select
+from autotts.discovery.summary import write_summary
 from autotts.discovery.validation import validate_source
-from autotts.evaluation.protocols import Protocol as RunProtocol
+from autotts.env.protocols import Protocol as RunProtocol
 from autotts.store import find_stores, load_stores
 from autotts.store.schema import ReplayStore
 
@@ -421,9 +423,6 @@ class DiscoveryLoop:
     # --------------------------------------------------------------------- run
     def run(self) -> RunOutcome:
         """Run (or resume) every remaining phase; return the selection and the summary."""
-        from autotts.discovery.final import final_evaluation
-        from autotts.discovery.summary import write_summary
-
         run = self.run_dir
         removed = run.cleanup_tmp()
         if removed:
