@@ -1,60 +1,53 @@
-"""Curve arithmetic used by :mod:`autotts.discovery.fitness`.
+"""Curve arithmetic for :mod:`autotts.discovery.fitness`, on top of :mod:`autotts.evaluation.frontier`.
 
-Interim: ``autotts.evaluation.frontier`` (owned by the report work) is the one
-implementation of these metrics; until it is merged this module provides the four
-functions discovery needs with the same semantics, and it becomes a thin re-export then.
-Points are ``(tokens, accuracy)`` pairs; interpolation is linear on log tokens.
+``autotts.evaluation.frontier`` is the one implementation of the frontier metrics (shared
+with ``autotts report``); this adapter gives discovery its two conventions on top:
+points are ``(tokens, accuracy)`` pairs, and where a frontier is undefined (below its
+cheapest point) a *search* metric counts accuracy 0 — a candidate that cannot run that
+cheaply offers nothing there, which is what pushes the search to cover the cheap end.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Sequence
+
+from autotts.evaluation import frontier as _fr
 
 Pair = tuple[float, float]
 
 
 def pareto_frontier(points: Iterable[Pair]) -> list[Pair]:
     """Points no other point beats (cheaper-or-equal and more accurate), by rising tokens."""
-    best: list[Pair] = []
-    for t, a in sorted(points, key=lambda p: (p[0], -p[1])):
-        if not best or a > best[-1][1]:
-            best.append((float(t), float(a)))
-    return best
+    pts = list(points)
+    if not pts:
+        return []
+    t, a = _fr.frontier_curve([p[0] for p in pts], [p[1] for p in pts])
+    return [(float(x), float(y)) for x, y in zip(t.tolist(), a.tolist(), strict=True)]
 
 
 def accuracy_at(front: Sequence[Pair], budget: float) -> float | None:
-    """Accuracy of the frontier at ``budget`` (None below its cheapest point; flat above its dearest)."""
-    if not front or budget < front[0][0]:
+    """Frontier accuracy at ``budget`` (None below its cheapest point; flat above its dearest)."""
+    if not front:
         return None
-    for (t0, a0), (t1, a1) in itertools.pairwise(front):
-        if budget <= t1:
-            w = (math.log(budget) - math.log(t0)) / (math.log(t1) - math.log(t0))
-            return a0 + w * (a1 - a0)
-    return front[-1][1]
+    value = float(_fr.accuracy_at([p[0] for p in front], [p[1] for p in front], [budget])[0])
+    return None if math.isnan(value) else value
 
 
-def area_log(front: Sequence[Pair], lo: float, hi: float, *, samples: int = 256) -> float:
-    """Mean accuracy over ``[lo, hi]`` on a log-token axis (0 where the frontier offers nothing)."""
+def area_log(front: Sequence[Pair], lo: float, hi: float) -> float:
+    """Mean frontier accuracy over ``[lo, hi]`` on a log-token axis, counting 0 below the cheapest point."""
     if not front or hi <= lo:
         return 0.0
-    total = 0.0
-    for i in range(samples):
-        t = lo * (hi / lo) ** ((i + 0.5) / samples)
-        a = accuracy_at(front, t)
-        total += 0.0 if a is None else a
-    return total / samples
+    start = max(lo, front[0][0])
+    if start >= hi:
+        return 0.0
+    covered = _fr.frontier_area([p[0] for p in front], [p[1] for p in front], start, hi)
+    return covered * math.log(hi / start) / math.log(hi / lo)
 
 
 def tokens_to_reach(front: Sequence[Pair], target: float) -> float | None:
     """The smallest budget at which the frontier reaches ``target`` accuracy (None if never)."""
-    prev: Pair | None = None
-    for t, a in front:
-        if a >= target:
-            if prev is None or a == prev[1]:
-                return t
-            w = (target - prev[1]) / (a - prev[1])
-            return math.exp(math.log(prev[0]) + w * (math.log(t) - math.log(prev[0])))
-        prev = (t, a)
-    return None
+    if not front:
+        return None
+    value = _fr.tokens_to_reach([p[0] for p in front], [p[1] for p in front], target)
+    return None if math.isnan(value) else value
