@@ -521,3 +521,13 @@ def test_prompt_history_shows_each_curve_against_the_best_frontier_of_its_time(t
     tight = replace(cfg, prompt=replace(cfg.prompt, max_chars=1000))
     short = PromptBuilder(tight, facts, reference=REF).prompt(seeds, hist, candidate_id="r03c01")
     assert "frontier area -2.00 vs best so far, above at 0/5 budgets" in short
+
+
+def test_genomes_that_behave_the_same_are_recognised_as_known() -> None:
+    from autotts.discovery.proposers.evolve import _key
+
+    g = momentum_genome()
+    assert _key(dict(g, widen_size=(1.2, 2.0))) == _key(g)  # rounds to the same widths at every β
+    assert _key(dict(g, margin=(5.0, 1.0))) == _key(g)  # the margin rule is not used by a momentum stop
+    assert _key(dict(g, widen_size=(2.0, 2.0))) != _key(g)
+    assert _key(dict(g, stop="margin", margin=(5.0, 1.0))) != _key(dict(g, stop="margin"))

@@ -31,6 +31,7 @@ from typing import Any
 from autotts.discovery.config import ProposerConfig, SelectionConfig
 from autotts.discovery.fitness import Reference, accuracy_at_fraction
 from autotts.discovery.proposers.base import HistoryItem, ProposalRequest, ProposalResult
+from autotts.discovery.proposers.evolve_engine import settings as engine_settings
 from autotts.discovery.records import CandidateRecord, Usage
 from autotts.discovery.selection import eligible, frontier_key, ranked, reference_for
 from autotts.discovery.validation import literal, parse_source
@@ -267,8 +268,19 @@ def crossover(a: Genome, b: Genome, rng: random.Random) -> Genome:
 
 
 def _key(genome: Genome) -> str:
-    """A canonical form of a genome, to recognise one that was already proposed."""
-    return repr(sorted(normalize(genome).items()))
+    """What a genome *does*, to recognise one that was already proposed.
+
+    Two genomes that give the same behaviour-relevant settings at every β on a 0.01 grid
+    (rounding often absorbs a small mutation, and unused genes change nothing) would be
+    scored identically: evaluating the second would waste a slot.
+    """
+    g = normalize(genome)
+    names = sorted(set(relevant_genes(g)) | set(CHOICES))
+    rows = []
+    for i in range(101):
+        s = engine_settings(g, i / 100)
+        rows.append(tuple(s[n] for n in names))
+    return repr((names, rows))
 
 
 class EvolveProposer:

@@ -80,6 +80,40 @@ def leader(votes: list[str]) -> tuple[str | None, int, int]:
     return best, top1, top2
 
 
+def settings(genome: dict[str, Any], beta: float) -> dict[str, Any]:
+    """The settings ``genome`` gives at ``beta`` (clipped to [0, 1]), each rounded and clipped."""
+    b = min(1.0, max(0.0, float(beta)))
+    g = genome
+
+    def lin(name: str) -> float:
+        lo, slope = g[name]
+        return float(lo) + float(slope) * b
+
+    n_init = min(64, max(1, round(lin("n_init"))))
+    return {
+        "mode": g["mode"],
+        "stop": g["stop"],
+        "vote": g["vote"],
+        "widen": g["widen"],
+        "prune": g["prune"],
+        "alloc": g["alloc"],
+        "n_init": n_init,
+        "max_branches": min(64, max(n_init, round(lin("max_branches")))),
+        "threshold": round(min(0.999, max(0.5, lin("threshold"))), 4),
+        "margin": max(1, round(lin("margin"))),
+        "min_votes": max(1, round(lin("min_votes"))),
+        "widen_size": max(1, round(lin("widen_size"))),
+        "patience": max(1, round(lin("patience"))),
+        "warm_up": max(0, round(lin("warm_up"))),
+        "burst": max(1, round(lin("burst"))),
+        "alpha": round(min(1.0, max(0.05, lin("alpha"))), 4),
+        "window": max(2, round(lin("window"))),
+        "slack": round(min(0.5, max(0.0, lin("slack"))), 4),
+        "trend": round(min(0.5, max(-0.5, lin("trend"))), 4),
+        "keep": max(1, round(lin("keep"))),
+    }
+
+
 class _Momentum:
     """The moving average of vote confidence over the steps of one question, and its trend."""
 
@@ -111,36 +145,7 @@ class EvolvedController:
     @classmethod
     def schedule(cls, beta: float) -> dict[str, Any]:
         """Every setting as a monotone function of ``beta``."""
-        b = min(1.0, max(0.0, float(beta)))
-        g = GENOME
-
-        def lin(name: str) -> float:
-            lo, slope = g[name]
-            return float(lo) + float(slope) * b
-
-        n_init = min(64, max(1, round(lin("n_init"))))
-        return {
-            "mode": g["mode"],
-            "stop": g["stop"],
-            "vote": g["vote"],
-            "widen": g["widen"],
-            "prune": g["prune"],
-            "alloc": g["alloc"],
-            "n_init": n_init,
-            "max_branches": min(64, max(n_init, round(lin("max_branches")))),
-            "threshold": round(min(0.999, max(0.5, lin("threshold"))), 4),
-            "margin": max(1, round(lin("margin"))),
-            "min_votes": max(1, round(lin("min_votes"))),
-            "widen_size": max(1, round(lin("widen_size"))),
-            "patience": max(1, round(lin("patience"))),
-            "warm_up": max(0, round(lin("warm_up"))),
-            "burst": max(1, round(lin("burst"))),
-            "alpha": round(min(1.0, max(0.05, lin("alpha"))), 4),
-            "window": max(2, round(lin("window"))),
-            "slack": round(min(0.5, max(0.0, lin("slack"))), 4),
-            "trend": round(min(0.5, max(-0.5, lin("trend"))), 4),
-            "keep": max(1, round(lin("keep"))),
-        }
+        return settings(GENOME, beta)
 
     def _stop(self, votes: list[str], step: int, momentum: _Momentum) -> tuple[bool, str | None, float]:
         """Whether to answer now, the current leader and the vote confidence (the average updated)."""
