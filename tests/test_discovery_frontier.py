@@ -527,7 +527,7 @@ def test_genomes_that_behave_the_same_are_recognised_as_known() -> None:
     from autotts.discovery.proposers.evolve import _key
 
     g = momentum_genome()
-    assert _key(dict(g, widen_size=(1.2, 2.0))) == _key(g)  # rounds to the same widths at every β
+    assert _key(dict(g, keep=(2.2, 0.0))) == _key(g)  # rounds to the same number kept at every β
     assert _key(dict(g, margin=(5.0, 1.0))) == _key(g)  # the margin rule is not used by a momentum stop
     assert _key(dict(g, widen_size=(2.0, 2.0))) != _key(g)
     assert _key(dict(g, stop="margin", margin=(5.0, 1.0))) != _key(dict(g, stop="margin"))
