@@ -74,10 +74,11 @@ def main() -> int:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(7, 4.5))
+        others = iter(("C0", "C1", "C2", "C4", "C5", "C6", "C7", "C8", "C9") * 4)
         for name, pts in cs.items():
             xs = [p["tokens"] for p in pts]
             ys = [p["accuracy"] for p in pts]
-            style = {"lw": 2.4, "color": "C3"} if name == "discovered" else {"lw": 1.2}
+            style = {"lw": 2.4, "color": "C3"} if name == "discovered" else {"lw": 1.2, "color": next(others)}
             ax.plot(xs, ys, marker="o", ms=3, label=name, **style)
         ax.axvspan(args.lo, args.hi, color="0.93", zorder=0)
         ax.set_xscale("log")
