@@ -24,6 +24,9 @@ MAX_STEPS = 500
 class ConfidenceMomentum(BetaController):
     """The discovered Confidence Momentum Controller; ``beta`` in [0, 1] trades cost for accuracy."""
 
+    max_steps = MAX_STEPS
+    """Step cap of the loop (fixed; the compiled kernel reads it from here)."""
+
     def __init__(self, beta: float = 1.0) -> None:
         super().__init__(beta)
 
