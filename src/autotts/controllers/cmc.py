@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autotts.controllers.base import BetaController, register
+from autotts.controllers.base import BetaController, clamp_beta, register
 from autotts.controllers.voting import beta_confidence, majority
 from autotts.env.session import ReplaySession
 
@@ -37,7 +37,7 @@ class ConfidenceMomentum(BetaController):
         Integers use Python's half-to-even ``round`` and real numbers are rounded to 4
         decimals, exactly as the published controller does; both change results.
         """
-        b = min(1.0, max(0.0, float(beta)))
+        b = clamp_beta(beta)
         return {
             "n_init": max(2, round(2 + 6 * b)),
             "max_branches": min(64, round(4 + 60 * b)),
