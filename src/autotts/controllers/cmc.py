@@ -54,7 +54,7 @@ class ConfidenceMomentum(BetaController):
         }
 
     def solve(self, session: ReplaySession) -> str | None:
-        """Run the CMC loop of ``specs/controllers.md`` on one question."""
+        """Run the CMC loop of ``docs/controllers.md`` on one question."""
         s = self.settings
         n_init: int = s["n_init"]
         max_branches: int = s["max_branches"]
