@@ -58,7 +58,7 @@ def test_top_two(answers: list[str | None], expected: tuple[str | None, int, int
 
 
 def _reference_top_two(answers: list[str]) -> tuple[str | None, int, int]:
-    counts = sorted(Counter(answers).values(), reverse=True) + [0, 0]
+    counts = [*sorted(Counter(answers).values(), reverse=True), 0, 0]
     return majority(answers), counts[0], counts[1]
 
 
