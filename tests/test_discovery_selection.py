@@ -6,7 +6,7 @@ import pytest
 
 from autotts.discovery.config import SelectionConfig
 from autotts.discovery.records import CandidateRecord, CurvePoint, Status
-from autotts.discovery.selection import ranked, select
+from autotts.discovery.selection import Choice, best_point, ranked, select
 
 
 def record(cid: str, *points: tuple[float, float, float]) -> CandidateRecord:
@@ -35,7 +35,16 @@ def test_a_full_tie_goes_to_the_earlier_candidate_whatever_the_input_order(cfg: 
 def test_a_tie_within_one_curve_goes_to_the_first_point() -> None:
     rec = record("r01c01", (0.0, 70.0, 100.0), (0.3, 90.0, 4000.0), (0.7, 90.0, 4000.0), (1.0, 90.0, 4000.0))
     choice = select([rec], SelectionConfig())
-    assert choice is not None and choice.beta == 0.3
+    assert choice == Choice("r01c01", 0.3, 90.0, 4000.0, 90.0, "accuracy")
+
+
+def test_the_best_point_of_a_curve_prefers_fewer_tokens_and_ranks_by_it() -> None:
+    # Both reach 80 %; x reaches it with 100 tokens at β=0.2, y needs 5000 at best.
+    x = record("r02c01", (0.2, 80.0, 100.0), (1.0, 80.0, 9000.0))
+    y = record("r01c01", (0.5, 80.0, 5000.0))
+    assert best_point(x, SelectionConfig()) == CurvePoint(0.2, 80.0, 100.0)
+    assert [r.id for r in ranked([y, x], SelectionConfig())] == ["r02c01", "r01c01"]
+    assert select([y, x], SelectionConfig()) == Choice("r02c01", 0.2, 80.0, 100.0, 80.0, "accuracy")
 
 
 def test_fewer_tokens_beat_an_earlier_candidate_and_accuracy_beats_tokens() -> None:
@@ -56,7 +65,12 @@ def test_objective_trades_accuracy_for_tokens_and_breaks_its_ties_the_same_way()
     a = record("r02c01", (0.2, 80.0, 5000.0))
     b = record("r01c01", (0.9, 76.0, 1000.0), (1.0, 81.0, 6000.0))
     choice = select([a, b], cfg)
-    assert choice is not None and (choice.candidate, choice.beta) == ("r01c01", 0.9)
-    assert choice.score == pytest.approx(75.0)
+    assert choice is not None and (choice.candidate, choice.beta, choice.accuracy, choice.tokens) == (
+        "r01c01",
+        0.9,
+        76.0,
+        1000.0,
+    )
+    assert choice.score == pytest.approx(75.0) and choice.rule == "objective"
     choice = select([a, record("r01c01", (1.0, 81.0, 6000.0))], cfg)
     assert choice is not None and (choice.candidate, choice.beta) == ("r02c01", 0.2)
