@@ -55,7 +55,7 @@ GROUPS: dict[str, Group] = {
     ),
     "session": Group(
         ("src/autotts/env/session.py", "src/autotts/env/process.py"),
-        ("tests/test_session.py", "tests/test_process.py", "tests/test_engine_session.py"),
+        ("tests/test_session.py", "tests/test_process.py", "tests/test_process_contract.py", "tests/test_engine_session.py"),
     ),
     "controllers": Group(
         (
