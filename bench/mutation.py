@@ -53,9 +53,13 @@ GROUPS: dict[str, Group] = {
         ("src/autotts/discovery/history.py", "src/autotts/_atomic.py"),
         ("tests/test_discovery_rundir.py", "tests/test_discovery_prompt.py"),
     ),
+    "process": Group(
+        ("src/autotts/env/process.py",),
+        ("tests/test_process.py", "tests/test_process_contract.py"),
+    ),
     "session": Group(
-        ("src/autotts/env/session.py", "src/autotts/env/process.py"),
-        ("tests/test_session.py", "tests/test_process.py", "tests/test_process_contract.py", "tests/test_engine_session.py"),
+        ("src/autotts/env/session.py",),
+        ("tests/test_session.py", "tests/test_engine_session.py", "tests/test_process.py"),
     ),
     "controllers": Group(
         (
