@@ -7,6 +7,8 @@ are pinned, since a policy (or a user debugging one) reads exactly these.
 
 from __future__ import annotations
 
+import enum
+
 import pytest
 
 from autotts.env import Action, ActionKind, Probe, ReplayEnv
@@ -148,6 +150,33 @@ def test_budget_refusals_report_the_charge_and_what_remains() -> None:
     with pytest.raises(BudgetExceededError, match=r"CONTINUE\(0\) would charge 500 tokens but only 50 of"):
         env.step(Action.cont(0))
     assert env.cost == 750
+    # The final interval's remainder and a probe are refused the same way, naming the action.
+    env_tight = env_for(budget=200, probe_price=1.0)
+    env_tight.step(Action.new_branch())
+    env_tight.step(Action.new_branch())
+    with pytest.raises(BudgetExceededError) as info:
+        env_tight.step(Action.cont(1))
+    assert info.value.action == Action.cont(1)
+    assert str(info.value) == "CONTINUE(1) would charge 300 tokens but only 200 of the budget 200 remain"
+    probing = env_for(budget=600, probe_price=1.0)
+    probing.step(Action.new_branch())
+    probing.step(Action.cont(0))
+    with pytest.raises(BudgetExceededError) as info:
+        probing.step(Action.probe(0))
+    assert info.value.action == Action.probe(0)
+    assert str(info.value) == "PROBE(0) would charge 500 tokens but only 100 of the budget 600 remain"
+
+
+class Other(enum.Enum):
+    JUMP = "JUMP"
+
+
+def test_an_action_of_no_known_kind_is_refused() -> None:
+    env = env_for()
+    bogus = Action(Other.JUMP)  # type: ignore[arg-type]
+    assert str(refusal(env, bogus)) == (
+        "JUMP is illegal: unknown action kind [state: opened=0/3, active=[], depths=[], cost=0, terminated=False]"
+    )
 
 
 def test_legal_actions_follow_the_state() -> None:
