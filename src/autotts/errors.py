@@ -12,6 +12,7 @@ Every error autotts raises on purpose derives from :class:`AutoTTSError`, so cal
     ├── StoreExhaustedError        no unopened branch is left (also an IndexError)
     ├── ControllerSpecError        a ``--controller`` spec or its parameters are wrong
     ├── ControllerError            a controller raised while solving a question
+    │   └── CellTimeoutError       a cell ran past its wall-clock limit
     ├── ConfigError                a configuration value is wrong
     └── DiscoveryError             the discovery loop cannot go on (autotts.discovery.errors)
         ├── RunDirError            a run directory is missing, corrupt or belongs to another run
@@ -99,6 +100,10 @@ class ControllerError(AutoTTSError):
         self.controller = controller
         self.question = question
         super().__init__(message)
+
+
+class CellTimeoutError(ControllerError):
+    """An evaluation cell ran longer than its wall-clock limit (``--cell-timeout``) and was stopped."""
 
 
 class ConfigError(AutoTTSError):

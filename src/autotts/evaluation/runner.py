@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -13,6 +14,7 @@ import numpy as np
 from autotts.controllers.spec import ControllerSpec
 from autotts.env.session import ReplaySession
 from autotts.errors import AutoTTSError, ConfigError, ControllerError
+from autotts.evaluation.backends import RunOptions, run_tasks
 from autotts.evaluation.protocols import Protocol
 from autotts.evaluation.results import CellResult, QuestionTrace
 from autotts.store.schema import ReplayStore
@@ -37,6 +39,13 @@ def expand_cells(
     betas: Sequence[float] | None = None,
 ) -> list[Cell]:
     """Every (store, controller, β) combination; β applies to controllers that take ``beta``."""
+    if betas:
+        fixed = [spec.label for spec in specs if "beta" in spec.params]
+        if fixed:
+            raise ConfigError(
+                f"{', '.join(fixed)} fix β in the controller spec while β values are given too (--beta / betas); "
+                "drop one of them"
+            )
     cells: list[Cell] = []
     for store in stores:
         for spec in specs:
@@ -144,6 +153,19 @@ def run_cell(
     )
 
 
+def run_with(store: ReplayStore, spec: ControllerSpec, options: RunOptions) -> CellResult:
+    """Run one cell with the shared options (what every backend executes)."""
+    return run_cell(
+        store,
+        spec,
+        runs=options.runs,
+        protocol=options.protocol,
+        record=options.record,
+        quirks=options.quirks,
+        fast=options.fast,
+    )
+
+
 def cell_key(store: str, controller: str, params: dict[str, Any], protocol: str, runs: int) -> str:
     """Identity of a cell in streamed results, used by ``--resume`` to skip finished cells."""
     import json
@@ -163,14 +185,14 @@ def evaluate_cells(
     workers: int | None = None,
     address: str | None = None,
     progress: ProgressCallback | None = None,
+    cell_timeout: float | None = None,
 ) -> list[CellResult]:
     """Evaluate prepared cells on a backend; results come back in cell order.
 
     ``progress`` is called as each cell finishes (in completion order), which is where
-    callers stream results to disk.
+    callers stream results to disk. ``cell_timeout`` limits each cell's wall time
+    (seconds; :class:`~autotts.errors.CellTimeoutError` past it).
     """
-    from autotts.evaluation.backends import RunOptions, run_tasks
-
     if runs < 1:
         raise ConfigError(f"runs must be at least 1, got {runs}")
     options = RunOptions(runs=runs, protocol=protocol or Protocol(), record=record, quirks=quirks, fast=fast)
@@ -201,13 +223,15 @@ def evaluate_cells(
     if fast:
         prepare(stores, controllers, runs=runs, protocol=options.protocol)
     results: list[CellResult | None] = [None] * len(cells)
-    for done, (i, result) in enumerate(
-        run_tasks(stores, tasks, options, backend=backend, workers=workers, address=address), start=1
-    ):
-        results[i] = result
-        log.info("%s on %s: %.2f%% / %.0f tokens", result.label, result.store, result.accuracy, result.tokens)
-        if progress is not None:
-            progress(done, len(cells), result)
+    finished = run_tasks(
+        stores, tasks, options, run_with, backend=backend, workers=workers, address=address, cell_timeout=cell_timeout
+    )
+    with contextlib.closing(finished):  # an interruption stops the workers here, not at garbage collection
+        for done, (i, result) in enumerate(finished, start=1):
+            results[i] = result
+            log.info("%s on %s: %.2f%% / %.0f tokens", result.label, result.store, result.accuracy, result.tokens)
+            if progress is not None:
+                progress(done, len(cells), result)
     return [r for r in results if r is not None]
 
 
