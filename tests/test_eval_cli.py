@@ -153,3 +153,38 @@ def test_merge_lays_options_over_a_sweep_file(tmp_path: Path) -> None:
         base.merge(preset="paper-main")
     with pytest.raises(ConfigError, match="positive number of seconds"):
         base.merge(cell_timeout=0)
+
+
+# ------------------------------------------------------------ user controllers
+
+CRASH = """class Crash:
+    def solve(self, session):
+        session.read()
+        return 1 / 0
+"""
+
+
+@pytest.mark.parametrize("backend", ["serial", "processes"])
+def test_a_crashing_controller_names_its_file_and_line(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], backend: str
+) -> None:
+    f = tmp_path / "crash.py"
+    f.write_text(CRASH)
+    argv = ["eval", "--store", str(store), "-c", f"{f}:Crash", "-c", "sc:n=1", "--runs", "2", "--backend", backend]
+    code, _, err = run(argv, capsys)
+    assert code == 1
+    assert f"{f} line 4 in solve: division by zero" in err
+    assert "Traceback" not in err
+    code, _, err = run(["--debug", *argv], capsys)
+    assert code == 1
+    assert "Traceback (most recent call last)" in err and 'crash.py", line 4, in solve' in err
+
+
+def test_a_non_string_answer_is_refused(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "number.py"
+    f.write_text("class Number:\n    def solve(self, session):\n        return int(session.read().answer)\n")
+    code, _, err = run(
+        ["eval", "--store", str(store), "-c", f"{f}:Number", "--runs", "1", "--backend", "serial"], capsys
+    )
+    assert code == 1
+    assert "returned int" in err and "not a string" in err and "question 0 (run 0)" in err

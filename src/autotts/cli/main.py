@@ -34,10 +34,9 @@ USAGE_ERRORS = (ConfigError, ControllerSpecError, StoreNotFoundError)
 
 def _report(exc: AutoTTSError) -> None:
     if DEBUG["enabled"]:
-        detail = getattr(exc, "traceback_text", None)  # a traceback from a worker process, kept as text
-        err.print("".join(traceback.format_exception(exc)), markup=False, highlight=False, end="")
-        if detail:
-            err.print(f"in the worker process:\n{detail}", markup=False, highlight=False, end="")
+        # A controller's traceback is kept as text: it may come from a worker process.
+        text = getattr(exc, "traceback_text", None) or "".join(traceback.format_exception(exc))
+        err.print(text, markup=False, highlight=False, end="")
     err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
 
 

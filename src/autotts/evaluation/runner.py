@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from autotts.controllers.loader import check_answer, crash_error, source_of
 from autotts.controllers.spec import ControllerSpec
 from autotts.env.session import ReplaySession
-from autotts.errors import AutoTTSError, ConfigError, ControllerError
+from autotts.errors import ConfigError, ControllerError
 from autotts.evaluation.backends import RunOptions, run_tasks
 from autotts.evaluation.protocols import Protocol
 from autotts.evaluation.results import CellResult, QuestionTrace
@@ -101,6 +102,7 @@ def run_cell(
             )
     replay = store.replay
     golds = store.golds
+    source = source_of(spec.path, controller)
     nq = len(replay)
     correct = np.zeros((runs, nq), dtype=bool)
     cost = np.zeros((runs, nq), dtype=np.int64)
@@ -112,23 +114,13 @@ def run_cell(
         run_answers: list[str | None] = []
         for qi, q in enumerate(replay):
             session = ReplaySession(q, protocol.order(q.n_branches, r), record=record, quirks=quirks)
+            where = f"on {store.name} question {qi} (run {r})"
             try:
-                answer = controller.solve(session)
-            except AutoTTSError as exc:
-                raise ControllerError(
-                    f"controller {spec.label} failed on {store.name} question {qi} (run {r}): {exc}",
-                    controller=spec.label,
-                    question=qi,
-                ) from exc
+                answer = check_answer(controller.solve(session), where=f"controller {spec.label} {where}")
+            except ControllerError:
+                raise
             except Exception as exc:
-                raise ControllerError(
-                    f"controller {spec.label} raised {type(exc).__name__} on {store.name} "
-                    f"question {qi} (run {r}): {exc}",
-                    controller=spec.label,
-                    question=qi,
-                ) from exc
-            if answer is not None and not isinstance(answer, str):
-                answer = str(answer)
+                raise crash_error(exc, label=spec.label, source=source, where=where, question=qi) from exc
             ok = answer is not None and answer == golds[qi]
             correct[r, qi] = ok
             cost[r, qi] = session.cost
