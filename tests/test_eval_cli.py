@@ -188,3 +188,46 @@ def test_a_non_string_answer_is_refused(store: Path, tmp_path: Path, capsys: pyt
     )
     assert code == 1
     assert "returned int" in err and "not a string" in err and "question 0 (run 0)" in err
+
+
+# ------------------------------------------------------------------- --resume
+
+
+def test_resume_refuses_another_store_under_the_same_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m" / "tiny.parquet"
+    write_tiny_store(path, seed=0, questions=3, branches=8)
+    out = tmp_path / "r.json"
+    base = ["eval", "--store", str(path), "--runs", "2", "--backend", "serial", "--json", str(out)]
+    assert run([*base, "-c", "sc:n=1"], capsys)[0] == 0
+    # Other data, same model/benchmark name: the old numbers must not be reported for it.
+    write_tiny_store(path, seed=5, questions=3, branches=8, benchmark="seed0")
+    code, _, err = run([*base, "-c", "sc:n=1", "-c", "sc:n=3", "--resume"], capsys)
+    assert code == 2
+    assert "was computed on other data than the store tiny-large/seed0 now holds" in err
+    assert len(json.loads(out.read_text())) == 1  # the file is left as it was
+
+
+def test_resume_refuses_records_of_an_edited_controller_file(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "first.py"
+    f.write_text("class First:\n    def solve(self, session):\n        return session.read().answer\n")
+    out = tmp_path / "r.json"
+    argv = ["eval", "--store", str(store), "-c", f"{f}:First", "--runs", "2", "--backend", "serial", "--json", str(out)]
+    assert run(argv, capsys)[0] == 0
+    code, _, err = run([*argv, "--resume"], capsys)
+    assert code == 0 and "resuming: 1 of 1 cells" in err  # unchanged file: the cell is reused
+    f.write_text("class First:\n    def solve(self, session):\n        return None\n")
+    code, _, err = run([*argv, "--resume"], capsys)
+    assert code == 2 and "computed with another version of" in err and "first.py" in err
+
+
+def test_resume_refuses_a_file_of_another_sweep(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = write_tiny_store(tmp_path / "o" / "other.parquet", seed=9, questions=3, branches=8)
+    out = tmp_path / "r.json"
+    tail = ["-c", "sc:n=1", "--runs", "2", "--backend", "serial", "--json", str(out)]
+    assert run(["eval", "--store", str(other), *tail], capsys)[0] == 0
+    code, _, err = run(["eval", "--store", str(store), *tail, "--resume"], capsys)
+    assert code == 2 and "belongs to another sweep" in err

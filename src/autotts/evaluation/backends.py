@@ -21,8 +21,8 @@ worker runs one cell at a time over its own pipe, so the parent can
 * and the workers die with the parent even when it is killed with SIGKILL, through
   ``PR_SET_PDEATHSIG`` on Linux and a watchdog thread on the parent's pid elsewhere.
 
-This module does not know how a cell is evaluated: the caller passes the function
-(:func:`autotts.evaluation.runner.run_with`), which keeps the import direction one way.
+Every backend executes :func:`run_with`, which runs one cell in the current process
+(:func:`autotts.evaluation.cell.run_cell`).
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ from types import FrameType
 from typing import Any
 
 from autotts.controllers.spec import ControllerSpec
+from autotts.env.protocols import Protocol
 from autotts.errors import AutoTTSError, CellTimeoutError, ConfigError, ControllerError
-from autotts.evaluation.protocols import Protocol
+from autotts.evaluation.cell import run_cell
 from autotts.evaluation.results import CellResult
 from autotts.store.schema import ReplayStore
 
@@ -67,9 +68,19 @@ class RunOptions:
     """Run built-in controllers on their compiled kernels (identical results)."""
 
 
-#: Evaluates one cell: what every backend executes (a module-level function, so Ray and
-#: spawned workers can pickle it by reference).
-CellFunction = Callable[[ReplayStore, ControllerSpec, RunOptions], CellResult]
+def run_with(store: ReplayStore, spec: ControllerSpec, options: RunOptions) -> CellResult:
+    """Run one cell with the shared options (what every backend executes)."""
+    return run_cell(
+        store,
+        spec,
+        runs=options.runs,
+        protocol=options.protocol,
+        record=options.record,
+        quirks=options.quirks,
+        fast=options.fast,
+    )
+
+
 #: A unit of work: (index of the store in the store list, controller spec).
 Task = tuple[int, ControllerSpec]
 
@@ -121,12 +132,11 @@ def _serial(
     stores: Sequence[ReplayStore],
     tasks: Sequence[Task],
     options: RunOptions,
-    run: CellFunction,
     cell_timeout: float | None,
 ) -> Generator[tuple[int, CellResult], None, None]:
     for i, task in enumerate(tasks):
         with _alarm(cell_timeout, functools.partial(_timeout_error, stores, task, cell_timeout or 0.0)):
-            result = run(stores[task[0]], task[1], options)
+            result = run_with(stores[task[0]], task[1], options)
         yield i, result
 
 
@@ -153,9 +163,7 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="autotts-parent-watchdog", daemon=True).start()
 
 
-def _worker(
-    conn: Connection, stores: Sequence[ReplayStore], options: RunOptions, run: CellFunction, parent: int
-) -> None:
+def _worker(conn: Connection, stores: Sequence[ReplayStore], options: RunOptions, parent: int) -> None:
     """Worker loop: receive ``(task index, store index, spec)``, send back ``(index, ok, result or error)``."""
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
@@ -168,7 +176,7 @@ def _worker(
             return
         index, store_index, spec = message
         try:
-            reply: tuple[int, bool, Any] = (index, True, run(stores[store_index], spec, options))
+            reply: tuple[int, bool, Any] = (index, True, run_with(stores[store_index], spec, options))
         except BaseException as exc:  # reported to the parent, which raises it there
             reply = (index, False, exc)
         try:
@@ -191,13 +199,12 @@ def _processes(
     stores: Sequence[ReplayStore],
     tasks: Sequence[Task],
     options: RunOptions,
-    run: CellFunction,
     workers: int | None,
     cell_timeout: float | None,
 ) -> Generator[tuple[int, CellResult], None, None]:
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     if n_workers == 1 and cell_timeout is None:
-        yield from _serial(stores, tasks, options, run, None)
+        yield from _serial(stores, tasks, options, None)
         return
     # Under fork (Linux) the stores already in memory reach the workers for free;
     # elsewhere they are pickled once per worker. Each task then ships only a spec.
@@ -208,7 +215,7 @@ def _processes(
     def start() -> _Slot:
         here, there = ctx.Pipe()
         process = ctx.Process(  # type: ignore[attr-defined]
-            target=_worker, args=(there, stores, options, run, parent), daemon=True, name="autotts-eval-worker"
+            target=_worker, args=(there, stores, options, parent), daemon=True, name="autotts-eval-worker"
         )
         process.start()
         there.close()
@@ -275,7 +282,6 @@ def _ray(
     stores: Sequence[ReplayStore],
     tasks: Sequence[Task],
     options: RunOptions,
-    run: CellFunction,
     address: str | None,
     workers: int | None,
 ) -> Generator[tuple[int, CellResult], None, None]:
@@ -299,7 +305,7 @@ def _ray(
         started_here = True
     refs: dict[Any, int] = {}
     try:
-        remote = ray.remote(run)
+        remote = ray.remote(run_with)
         store_refs: dict[int, Any] = {}
         for i, (si, spec) in enumerate(tasks):
             if si not in store_refs:
@@ -323,14 +329,13 @@ def run_tasks(
     stores: Sequence[ReplayStore],
     tasks: Sequence[Task],
     options: RunOptions,
-    run: CellFunction,
     *,
     backend: str = "processes",
     workers: int | None = None,
     address: str | None = None,
     cell_timeout: float | None = None,
 ) -> Generator[tuple[int, CellResult], None, None]:
-    """Run ``(store index, spec)`` tasks with ``run`` on a backend; yield ``(task index, result)`` as they finish.
+    """Run ``(store index, spec)`` tasks on a backend; yield ``(task index, result)`` as they finish.
 
     ``cell_timeout`` (seconds of wall time per cell) raises :class:`CellTimeoutError`
     for the first cell that runs longer; the ``processes`` backend kills its worker,
@@ -343,10 +348,10 @@ def run_tasks(
         raise ConfigError(f"workers must be at least 1, got {workers}")
     check_cell_timeout(cell_timeout, backend)
     if backend == "serial" or not tasks:
-        return _serial(stores, tasks, options, run, cell_timeout)
+        return _serial(stores, tasks, options, cell_timeout)
     if backend == "processes":
-        return _processes(stores, tasks, options, run, workers, cell_timeout)
-    return _ray(stores, tasks, options, run, address, workers)
+        return _processes(stores, tasks, options, workers, cell_timeout)
+    return _ray(stores, tasks, options, address, workers)
 
 
 def check_cell_timeout(cell_timeout: float | None, backend: str) -> None:

@@ -41,12 +41,12 @@ from typing import Any
 
 from autotts._atomic import write_text_atomic
 from autotts.controllers.spec import ControllerSpec
+from autotts.env.protocols import Protocol
 from autotts.errors import ConfigError
 from autotts.evaluation.backends import BACKENDS, check_cell_timeout
 from autotts.evaluation.presets import preset_specs
-from autotts.evaluation.protocols import Protocol
-from autotts.evaluation.results import CellResult, CellSummary, RecordSummary
-from autotts.evaluation.runner import Cell, cell_key, evaluate_cells, expand_cells
+from autotts.evaluation.results import CellResult, cell_key
+from autotts.evaluation.runner import Cell, evaluate_cells, expand_cells
 from autotts.store import load_stores
 from autotts.store.schema import ReplayStore
 
@@ -230,7 +230,9 @@ class SweepPlan:
 
     def __post_init__(self) -> None:
         protocol = self.config.run_protocol.label
-        keys = [cell_key(c.store.name, c.spec.name, c.spec.params, protocol, self.config.runs) for c in self.cells]
+        keys = [
+            cell_key(c.store.fingerprint, c.spec.name, c.spec.params, protocol, self.config.runs) for c in self.cells
+        ]
         object.__setattr__(self, "keys", keys)
 
     def run(
@@ -240,7 +242,7 @@ class SweepPlan:
         quirks: bool = False,
         fast: bool = True,
         progress: Callable[[int, int, CellResult], None] | None = None,
-    ) -> list[CellSummary]:
+    ) -> list[CellResult]:
         """Evaluate the cells ``stream`` does not hold yet; return every cell's record in cell order.
 
         Each finished cell goes to ``stream`` as it finishes; on any exit (an error,
@@ -272,11 +274,10 @@ class SweepPlan:
         finally:
             if stream is not None:
                 stream.flush()
-        by_key: dict[str, CellSummary] = {**done}
-        by_key.update((_key(r), r) for r in fresh)
+        by_key = {**done, **{r.key: r for r in fresh}}
         ordered = [by_key[key] for key in self.keys]
         if stream is not None:
-            stream.finish([_record(r) for r in ordered])
+            stream.finish(ordered)
         return ordered
 
 
@@ -306,10 +307,42 @@ class ResultStream:
         if resume and self.path.exists():
             self.records = _read_records(self.path)
 
-    def claim(self, plan: SweepPlan) -> dict[str, RecordSummary]:
-        """The records of ``plan``'s cells that the file already holds, by key."""
-        planned = set(plan.keys)
-        done = {record_key(raw): RecordSummary(raw) for raw in self.records if record_key(raw) in planned}
+    def claim(self, plan: SweepPlan) -> dict[str, CellResult]:
+        """The records of ``plan``'s cells that the file already holds, by key.
+
+        Refuses a file whose records were computed on different data than ``plan``'s
+        (same store name, other content), with another version of a controller file, or
+        on stores this sweep does not include: mixing them would report numbers of one
+        experiment under the name of another.
+        """
+        stores = {s.fingerprint: s.name for s in plan.stores}
+        names = {name: fp for fp, name in stores.items()}
+        planned = dict(zip(plan.keys, plan.cells, strict=True))
+        done: dict[str, CellResult] = {}
+        for index, raw in enumerate(self.records):
+            record = CellResult.from_dict(raw)
+            where = f"{self.path} record {index} ({record.label} on {record.store})"
+            if record.store_fingerprint not in stores:
+                if record.store in names:
+                    raise ConfigError(
+                        f"cannot resume: {where} was computed on other data than the store {record.store} now holds "
+                        f"(content fingerprint {record.store_fingerprint[:12]} there, {names[record.store][:12]} "
+                        "now); write to a new --json file, or pass --force to start this one over"
+                    )
+                raise ConfigError(
+                    f"cannot resume: {where} belongs to another sweep (its store is not among this sweep's "
+                    f"stores: {', '.join(sorted(names))}); resume with the same stores, or use another --json file"
+                )
+            cell = planned.get(record.key)
+            if cell is None:
+                continue  # another cell on the same data (an earlier call's); kept in the file
+            expected = cell.spec.fingerprint
+            if record.controller_fingerprint != expected:
+                raise ConfigError(
+                    f"cannot resume: {where} was computed with another version of {cell.spec.path or cell.spec.name} "
+                    "(its source changed since); write to a new --json file, or pass --force to start this one over"
+                )
+            done[record.key] = record
         self._claimed = set(done)
         return done
 
@@ -320,8 +353,9 @@ class ResultStream:
 
     def add(self, result: CellResult) -> None:
         """Append one finished cell; the file is rewritten atomically at most every ``interval`` s."""
-        self.records.append(result.to_record())
-        self._claimed.add(_key(result))
+        record = result
+        self.records.append(record.to_dict())
+        self._claimed.add(record.key)
         self._dirty = True
         if time.monotonic() - self._last_write >= self.interval:
             self.flush()
@@ -333,11 +367,11 @@ class ResultStream:
             self._dirty = False
             self._last_write = time.monotonic()
 
-    def finish(self, ordered: Sequence[dict[str, Any]]) -> None:
+    def finish(self, ordered: Sequence[CellResult]) -> None:
         """Rewrite the file in cell order, followed by earlier records of other cells (kept, not lost)."""
-        current = {record_key(r) for r in ordered}
-        kept = [raw for raw in self.records if record_key(raw) not in current]
-        self.records = [*ordered, *kept]
+        current = {r.key for r in ordered}
+        kept = [raw for raw in self.records if CellResult.from_dict(raw).key not in current]
+        self.records = [r.to_dict() for r in ordered] + kept
         self.flush(force=True)
 
 
@@ -370,26 +404,10 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
     if not isinstance(loaded, list):
         raise ConfigError(f"cannot resume from {path}: expected a JSON list of records")
     for i, record in enumerate(loaded):
-        missing = [k for k in _RECORD_KEYS if not isinstance(record, dict) or k not in record]
-        if missing:
-            raise ConfigError(
-                f"cannot resume from {path}: record {i} lacks {', '.join(missing)}; "
-                "it was not written by this version of autotts eval --json (use another --json file or --force)"
-            )
+        if not isinstance(record, dict):
+            raise ConfigError(f"cannot resume from {path}: record {i} is not a JSON object; use another --json file")
+        try:
+            CellResult.from_dict(record)
+        except ConfigError as exc:
+            raise ConfigError(f"cannot resume from {path}: record {i}: {exc} (or use another --json file)") from None
     return loaded
-
-
-_RECORD_KEYS = ("store", "controller", "params", "protocol", "runs", "accuracy", "tokens")
-
-
-def record_key(record: dict[str, Any]) -> str:
-    """The cell key of a JSON record (see :func:`autotts.evaluation.runner.cell_key`)."""
-    return cell_key(record["store"], record["controller"], record["params"], record["protocol"], record["runs"])
-
-
-def _key(result: CellResult) -> str:
-    return cell_key(result.store, result.controller, result.params, result.protocol, result.runs)
-
-
-def _record(result: CellSummary) -> dict[str, Any]:
-    return result.record if isinstance(result, RecordSummary) else result.to_record()  # type: ignore[attr-defined]
