@@ -40,6 +40,28 @@ def test_version_and_short_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert code == 0 and "Usage:" in out, argv
 
 
+def _command_paths() -> list[list[str]]:
+    import typer.main
+
+    from autotts.cli.app import app
+
+    paths: list[list[str]] = []
+
+    def walk(command: object, prefix: list[str]) -> None:
+        paths.append(prefix)
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            walk(sub, [*prefix, name])
+
+    walk(typer.main.get_command(app), [])
+    return paths
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=lambda p: " ".join(p) or "autotts")
+def test_every_command_takes_short_help(path: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([*path, "-h"], capsys)
+    assert code == 0 and "Usage:" in out
+
+
 def test_controllers_lists_every_registered_controller(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["controllers", "--json"], capsys)
     assert code == 0

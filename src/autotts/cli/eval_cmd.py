@@ -135,8 +135,6 @@ def eval_command(
 
     if resume and json_out is None:
         raise ConfigError("--resume needs --json FILE: the file whose finished cells are skipped")
-    if resume and force:
-        raise ConfigError("--resume continues the --json file and --force overwrites it; pass one of them")
     if search_store and preset is None:
         raise ConfigError("--search-store only applies to the paper-layout table of --preset")
     base = SweepConfig.load(sweep) if sweep is not None else SweepConfig()
@@ -157,10 +155,12 @@ def eval_command(
     plan = config.plan()
     if stream is not None and resume:
         err.print(f"resuming: {len(stream.claim(plan))} of {len(plan.cells)} cells already in {json_out}")
+    finished: list[CellResult] = []
     with progress_bar() as bar:
         task = bar.add_task(f"evaluating ({config.backend})", total=len(plan.cells))
 
         def progress(done: int, total: int, result: CellResult) -> None:
+            finished.append(result)
             bar.update(task, completed=done, total=total)
             if not err.is_terminal:  # no live bar in logs: one line per finished cell instead
                 err.print(
@@ -173,11 +173,11 @@ def eval_command(
             results = plan.run(stream, quirks=quirks, fast=not python_controllers, progress=progress)
         except KeyboardInterrupt as exc:
             bar.stop()
-            where = (
-                f"saved in {json_out}; rerun with --resume" if stream else "finished (pass --json FILE to keep them)"
-            )
-            saved = stream.saved if stream is not None else 0
-            err.print(f"interrupted: {saved} of {len(plan.cells)} cells {where}", markup=False)
+            if stream is not None:
+                summary = f"{stream.saved} of {len(plan.cells)} cells saved in {json_out}; rerun with --resume"
+            else:
+                summary = f"{len(finished)} of {len(plan.cells)} cells finished; none saved (--json FILE keeps them)"
+            err.print(f"interrupted: {summary}", markup=False)
             raise typer.Exit(signals.exit_code(exc)) from None
     if preset is not None:
         title = f"{preset} ({config.runs} runs, {config.run_protocol.label})"

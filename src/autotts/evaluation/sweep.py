@@ -292,6 +292,8 @@ class ResultStream:
     def __init__(
         self, path: str | os.PathLike[str], *, resume: bool = False, force: bool = False, interval: float = 1.0
     ) -> None:
+        if resume and force:
+            raise ConfigError("--resume continues the --json file and --force overwrites it; pass one of them")
         self.path = Path(path)
         self.interval = interval
         self._last_write = 0.0
