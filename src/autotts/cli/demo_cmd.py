@@ -1,4 +1,4 @@
-"""``autotts demo``: the whole idea on synthetic data, offline, in well under a minute.
+"""``autotts demo``: the whole idea on synthetic data, offline, in under a minute on 2 idle cores.
 
 The work is done by :func:`autotts.demo.run_demo`; this module draws the progress bar
 on stderr and prints what was done, where to look and what to try next.
@@ -59,7 +59,9 @@ def demo_command(
     ] = 0,
     quick: Annotated[
         bool,
-        typer.Option("--quick", help="10 runs per cell and 4 discovery rounds instead of 100 and 24 (a few seconds)."),
+        typer.Option(
+            "--quick", help="10 runs per cell and 4 discovery rounds instead of 100 and 24 (about 10 s of CPU time)."
+        ),
     ] = False,
     workers: Annotated[
         int | None,
