@@ -37,7 +37,8 @@ def small_results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
     """Two small synthetic stores, a handful of cells with arrays, written as an eval JSON file."""
     root = tmp_path_factory.mktemp("small")
     stores = [
-        synthesize("small", seed=s, model="synthetic-small", benchmark=b)
+        # a dot in the model name, as in Qwen3-0.6B: file names must not lose it
+        synthesize("small", seed=s, model="tiny-0.6B", benchmark=b)
         for s, b in ((1, "aime24"), (2, "aime25"), (3, "hmmt25"))
     ]
     for s in stores:
@@ -77,9 +78,10 @@ def test_tables_equal_the_records(small_results: tuple[Path, Path, list[CellResu
     page = rep.index.read_text()
     assert page.count("data:image/png;base64,") == len(rep.figures)
     assert not re.search(r"(src|href)=['\"]https?://", page), "index.html must not load anything from the network"
-    for name in rep.figures:
-        assert (tmp_path / "r" / "figures").exists()
-        assert rep.figures[name].with_suffix(".svg").is_file()
+    # one figure per store, the held-out average, the grid: distinct PNG + SVG files
+    assert len(set(rep.figures.values())) == len(rep.figures) == 3 + 2
+    for png in rep.figures.values():
+        assert png.is_file() and png.with_suffix(".svg").is_file() and png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_paired_comparisons_from_records(small_results: tuple[Path, Path, list[CellResult]], tmp_path: Path) -> None:
@@ -144,7 +146,7 @@ def test_traces_replay_exactly_and_refuse_another_store(
     assert data["cost"] == pp.cost.tolist()
     assert len(list((tmp_path / "r" / "traces" / rep.traced[1].id).glob("run-*.js"))) == pp.runs
     # A different store under the same name is not the one that was evaluated.
-    other = synthesize("small", seed=99, model="synthetic-small", benchmark="aime25")
+    other = synthesize("small", seed=99, model="tiny-0.6B", benchmark="aime25")
     with pytest.raises(ResultsError, match="not the one that was evaluated"):
         build_report([path], tmp_path / "r2", ReportOptions(stores=[other], trace=["sc:n=4"]))
 

@@ -158,7 +158,11 @@ def build_report(
     figdir = out / "figures"
     panels = []
     if analysis.average:
-        panels.append((f"held-out average ({len(analysis.heldout)} stores)", analysis.average))
+        title = f"held-out average ({len(analysis.heldout)} stores)"
+        panels.append((title, analysis.average))
+        figures["curves-heldout-average"] = save(
+            curves_figure(analysis.average, colors, title), figdir / "curves-heldout-average"
+        )[0]
     for store, curves in analysis.curves.items():
         role = " (search)" if store in analysis.search else ""
         figures[f"curves-{store}"] = save(

@@ -248,8 +248,9 @@ def render_index(
             "<p class='muted'>Pareto frontier (all cells, cheapest first): " + e(", ".join(s.frontier)) + "</p>"
         )
     parts.append("<h2 id='paired'>Paired comparisons</h2>")
+    resamples = next((c.result.resamples for c in analysis.comparisons if c.result is not None), 0)
     parts.append(
-        "<p>Same runs and questions for A and B; paired bootstrap over questions (10,000 resamples by default). "
+        f"<p>Same runs and questions for A and B; paired bootstrap over questions ({resamples:,} resamples). "
         "A p-value below 0.05 makes a difference distinguishable; otherwise the two are not distinguishable "
         "on this data.</p>"
     )

@@ -59,7 +59,8 @@ def save(fig: Figure, stem: Path) -> tuple[Path, Path]:
     """Write ``stem.png`` (150 dpi) and ``stem.svg``; return both paths."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+    # Not with_suffix: a store name such as Qwen3-0.6B has a dot that is not a suffix.
+    png, svg = stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.svg"
     fig.savefig(png, dpi=150, metadata={"Software": None})
     fig.savefig(svg, metadata={"Date": None, "Creator": None})
     return png, svg
@@ -91,6 +92,12 @@ def draw_curves(ax: Axes, curves: Sequence[Curve], colors: Mapping[str, str], *,
         ax.plot(t, a, "-" if beta else "--", marker="o" if beta else "s", ms=3.5, lw=1.8, color=color, label=label)
         if np.any(hi > lo):
             ax.fill_between(t, lo, hi, color=color, alpha=0.07, lw=0)
+    # Scale to the points, not the bands: with 30 questions a band spans ±15 points and
+    # would squash the differences between curves into a sliver.
+    points = np.concatenate([cv.accuracy for cv in curves]) if curves else np.array([0.0, 100.0])
+    lo_y, hi_y = float(points.min()), float(points.max())
+    pad = max(2.0, 0.3 * (hi_y - lo_y))
+    ax.set_ylim(lo_y - pad, hi_y + pad)
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(_tokens_label))
