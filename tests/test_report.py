@@ -22,14 +22,8 @@ from tests.conftest import shared_store_path
 
 
 def full_record(cell: CellResult) -> dict[str, Any]:
-    """The evaluation record with its per-run arrays (the contract's ``per_run`` block)."""
-    rec = cell.to_record()
-    rec["per_run"] = {
-        "correct": ["".join("1" if x else "0" for x in row) for row in cell.correct.tolist()],
-        "cost": cell.cost.tolist(),
-        "sequential": cell.sequential.tolist(),
-    }
-    return rec
+    """The JSON record `autotts eval --json` writes for a cell (with its per-run arrays)."""
+    return cell.to_dict()
 
 
 @pytest.fixture(scope="module")
@@ -104,31 +98,42 @@ def test_paired_comparisons_from_records(small_results: tuple[Path, Path, list[C
     assert rep.analysis.heldout == tuple(sorted({c.store for c in cells} - {cells[0].store}))
 
 
-def test_records_without_arrays_say_so(small_results: tuple[Path, Path, list[CellResult]], tmp_path: Path) -> None:
-    path, _, _ = small_results
-    old = [dict(r) for r in json.loads(path.read_text())]
-    for r in old:
+def test_records_without_arrays_are_left_out_and_said_so(
+    small_results: tuple[Path, Path, list[CellResult]], tmp_path: Path
+) -> None:
+    path, _, cells = small_results
+    records = json.loads(path.read_text())
+    for r in records[::2]:
+        r.pop("per_run")  # as an older autotts wrote them
+    mixed = tmp_path / "mixed.json"
+    mixed.write_text(json.dumps(records))
+    rep = build_report([mixed], tmp_path / "r", ReportOptions(resamples=200, reference="sc:n=16"))
+    old = len(records[::2])
+    assert any(f"{old} of {len(records)} records" in n and "no per-run arrays" in n for n in rep.notes)
+    kept = {c.label + c.store for c in cells[1::2]}
+    assert {c.label + c.store for cv in rep.analysis.curves.values() for x in cv for c in x.cells} == kept
+    assert "no per-run arrays" in rep.summary.read_text() and "no per-run arrays" in rep.index.read_text()
+    for r in records[1::2]:
         r.pop("per_run")
-    older = tmp_path / "old.json"
-    older.write_text(json.dumps(old))
-    rep = build_report([older], tmp_path / "r", ReportOptions(resamples=200, reference="sc:n=16"))
-    assert any("no per-run arrays" in n for n in rep.notes)
-    assert rep.analysis.comparisons and all(c.result is None for c in rep.analysis.comparisons)
-    assert all("per-run arrays" in c.reason for c in rep.analysis.comparisons)
-    assert "not computed" in rep.summary.read_text()
+    mixed.write_text(json.dumps(records))
+    with pytest.raises(ResultsError, match="nothing to report"):
+        build_report([mixed], tmp_path / "r2")
 
 
 def test_record_adapter_checks_arrays_against_summaries(small_results: tuple[Path, Path, list[CellResult]]) -> None:
     path, _, cells = small_results
     rec = json.loads(path.read_text())[0]
     cell = cell_from_record(rec)
-    assert isinstance(cell, CellResult)
     assert cell.accuracy == cells[0].accuracy and (cell.cost == cells[0].cost).all()
+    assert cell.store_fingerprint == cells[0].store_fingerprint != ""
     rec["accuracy"] += 1
     with pytest.raises(ResultsError, match="do not match"):
         cell_from_record(rec)
     with pytest.raises(ResultsError, match="lacks"):
         cell_from_record({"store": "x"})
+    rec.pop("per_run")
+    with pytest.raises(ResultsError, match="older autotts"):
+        cell_from_record(rec)
 
 
 def test_traces_replay_exactly_and_refuse_another_store(
@@ -145,10 +150,22 @@ def test_traces_replay_exactly_and_refuse_another_store(
     data = json.loads(meta[len("autottsMeta(") : -len(");\n")])
     assert data["cost"] == pp.cost.tolist()
     assert len(list((tmp_path / "r" / "traces" / rep.traced[1].id).glob("run-*.js"))) == pp.runs
-    # A different store under the same name is not the one that was evaluated.
+    # A different store under the same name is not the one that was evaluated: refused by
+    # its fingerprint, and by the replay itself when the record has no fingerprint.
     other = synthesize("small", seed=99, model="tiny-0.6B", benchmark="aime25")
-    with pytest.raises(ResultsError, match="not the one that was evaluated"):
+    with pytest.raises(ResultsError, match="not the one"):
         build_report([path], tmp_path / "r2", ReportOptions(stores=[other], trace=["sc:n=4"]))
+    with pytest.raises(ConfigError, match="needs --store"):
+        build_report([path], tmp_path / "r4", ReportOptions(trace=["sc:n=4"]))
+    with pytest.raises(ConfigError, match="names no evaluated cell"):
+        build_report([path], tmp_path / "r4", ReportOptions(stores=stores, trace=["sc:n=3"]))
+    records = json.loads(path.read_text())
+    for r in records:
+        r["store_fingerprint"] = ""
+    blind = tmp_path / "blind.json"
+    blind.write_text(json.dumps(records))
+    with pytest.raises(ResultsError, match="not the one that was evaluated"):
+        build_report([blind], tmp_path / "r3", ReportOptions(stores=[other], trace=["sc:n=4"]))
 
 
 def test_discovery_run_directory(tmp_path: Path) -> None:
@@ -174,8 +191,11 @@ def test_discovery_run_directory(tmp_path: Path) -> None:
     held = final["discovered"]["curves"]["synthetic-small/heldout"]
     assert t.selected_heldout == next(p["accuracy"] for p in held if p["beta"] == t.selected_beta)
     assert t.search_stores == ("synthetic-small/search",)
-    assert rep.analysis.search == ("synthetic-small/search",)
-    assert f"discovery-{t.name}" in rep.figures
+    assert f"discovery-{t.name}" in rep.figures and f"discovery-final-{t.name}" in rep.figures
+    # the final evaluation's curves are the points of final.json, discovered program first
+    for store, curves in t.final_curves.items():
+        assert curves[0].family == "discovered"
+        assert [p.accuracy for p in curves[0].points] == [p["accuracy"] for p in final["discovered"]["curves"][store]]
     assert len(t.rounds) == len({c.round for c in t.candidates})
     diffs = list((tmp_path / "r" / "discovery").rglob("*.diff"))
     assert len(diffs) == sum(1 for c in t.candidates if c.diff)
@@ -224,9 +244,3 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "Traceback" not in captured.err + captured.out
     assert "not valid JSON" in captured.err and "does not exist" in captured.err
     assert "'A vs B'" in captured.err
-    with pytest.raises(ConfigError, match="needs --store"):
-        good = tmp_path / "good.json"
-        good.write_text(
-            json.dumps([{"store": "m/b", "controller": "sc", "params": {}, "runs": 1, "accuracy": 1, "tokens": 2}])
-        )
-        build_report([good], tmp_path / "o2", ReportOptions(trace=["sc"]))

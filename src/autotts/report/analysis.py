@@ -32,8 +32,7 @@ from autotts.evaluation.frontier import (
     tokens_saved,
 )
 from autotts.evaluation.presets import budget_param, method_label
-from autotts.evaluation.results import CellResult, CellSummary, RecordSummary
-from autotts.report.inputs import has_arrays
+from autotts.evaluation.results import CellResult
 
 #: Default reference of "tokens saved" and of the default paired comparisons.
 DEFAULT_REFERENCE = "sc:n=64"
@@ -73,10 +72,10 @@ def _same_value(a: Any, b: Any) -> bool:
     return str(a) == str(b)
 
 
-def matches(cell: CellSummary, wanted: str) -> bool:
+def matches(cell: CellResult, wanted: str) -> bool:
     """Whether ``wanted`` names the cell: a spec (``sc:n=64``), a label (``sc(n=64)``) or a row label (``SC@64``)."""
     w = _norm(wanted)
-    if w in (_norm(cell.label), _norm(method_label(cell.controller, cell.params))):
+    if w in (_norm(cell.label), _norm(method_label(cell.controller, dict(cell.params)))):
         return True
     name, rest = wanted.strip(), ""
     head, sep, tail = name.rpartition(":")
@@ -93,32 +92,63 @@ def matches(cell: CellSummary, wanted: str) -> bool:
 
 # ---------------------------------------------------------------- curves
 @dataclass(frozen=True)
+class CurvePoint:
+    """One point of a scaling curve: a cell, an average of cells, or a point of a discovery run's JSON."""
+
+    label: str
+    knob_value: Any
+    tokens: float
+    accuracy: float
+    accuracy_ci: tuple[float, float]
+
+    @classmethod
+    def of(cls, cell: CellResult, knob: str | None) -> CurvePoint:
+        """The point of one evaluated cell."""
+        value = None if knob is None else cell.params.get(knob)
+        return cls(cell.label, value, cell.tokens, cell.accuracy, cell.accuracy_ci)
+
+
+@dataclass(frozen=True)
 class Curve:
-    """The cells of one family on one store, ordered by their knob (or by tokens)."""
+    """The points of one family on one store, ordered by their knob (or by tokens)."""
 
     store: str
     family: str
     knob: str | None
-    cells: tuple[CellSummary, ...]
+    points: tuple[CurvePoint, ...]
+    cells: tuple[CellResult, ...] = ()
+    """The evaluated cells behind the points, when there are such (not for averages)."""
 
     @property
     def tokens(self) -> np.ndarray:
         """Mean tokens per question of each point."""
-        return np.array([c.tokens for c in self.cells], dtype=np.float64)
+        return np.array([p.tokens for p in self.points], dtype=np.float64)
 
     @property
     def accuracy(self) -> np.ndarray:
         """Accuracy (percent) of each point."""
-        return np.array([c.accuracy for c in self.cells], dtype=np.float64)
+        return np.array([p.accuracy for p in self.points], dtype=np.float64)
 
     def knob_values(self) -> list[Any]:
         """The knob value of each point (``None`` for a single-setting controller)."""
-        return [None if self.knob is None else c.params.get(self.knob) for c in self.cells]
+        return [p.knob_value for p in self.points]
 
 
-def curves_by_store(cells: Sequence[CellSummary]) -> dict[str, list[Curve]]:
+def _order_key(value: Any, tokens: float) -> tuple[float, float]:
+    return (float(value) if isinstance(value, (int, float)) else tokens, tokens)
+
+
+def make_curve(
+    store: str, family: str, knob: str | None, points: Sequence[CurvePoint], cells: Sequence[CellResult] = ()
+) -> Curve:
+    """A curve with its points (and cells, if any) sorted by knob value, then tokens."""
+    order = sorted(range(len(points)), key=lambda i: _order_key(points[i].knob_value, points[i].tokens))
+    return Curve(store, family, knob, tuple(points[i] for i in order), tuple(cells[i] for i in order) if cells else ())
+
+
+def curves_by_store(cells: Sequence[CellResult]) -> dict[str, list[Curve]]:
     """Every store's curves, in first-seen order of stores and families."""
-    groups: dict[str, dict[str, list[CellSummary]]] = {}
+    groups: dict[str, dict[str, list[CellResult]]] = {}
     knobs: dict[tuple[str, str], str | None] = {}
     for c in cells:
         fam = family_of(c.controller, c.params)
@@ -126,61 +156,46 @@ def curves_by_store(cells: Sequence[CellSummary]) -> dict[str, list[Curve]]:
         knobs.setdefault((c.store, fam), knob_of(c.controller, c.params))
     out: dict[str, list[Curve]] = {}
     for store, fams in groups.items():
-        curves = []
-        for fam, members in fams.items():
-            knob = knobs[(store, fam)]
-
-            def order(c: CellSummary, knob: str | None = knob) -> tuple[float, float]:
-                v = c.params.get(knob) if knob else None
-                return (float(v) if isinstance(v, (int, float)) else c.tokens, c.tokens)
-
-            curves.append(Curve(store, fam, knob, tuple(sorted(members, key=order))))
-        out[store] = curves
+        out[store] = [
+            make_curve(
+                store, fam, knobs[(store, fam)], [CurvePoint.of(c, knobs[(store, fam)]) for c in members], members
+            )
+            for fam, members in fams.items()
+        ]
     return out
 
 
 def average_curves(curves: Mapping[str, Sequence[Curve]], stores: Sequence[str]) -> list[Curve]:
     """Per family, the point-by-point average over ``stores`` of the knob values every store has.
 
-    The averaged cells are summaries (no arrays); a family missing from a store is left out.
+    A family missing from a store is left out. The band of an averaged point is the mean
+    of the stores' bounds (a conservative band for the average).
     """
     if not stores:
         return []
     by_store = {s: {c.family: c for c in curves.get(s, [])} for s in stores}
-    families = [c.family for c in curves.get(stores[0], [])]
     out = []
-    for fam in families:
-        members = [by_store[s].get(fam) for s in stores]
-        if any(m is None for m in members):
-            continue
+    for first in curves.get(stores[0], []):
+        members = [by_store[s].get(first.family) for s in stores]
         present = [m for m in members if m is not None]
-        shared = [k for k in present[0].knob_values() if all(k in m.knob_values() for m in present[1:])]
-        cells: list[CellSummary] = []
+        if len(present) != len(members):
+            continue
+        shared = [k for k in first.knob_values() if all(k in m.knob_values() for m in present[1:])]
+        points = []
         for k in shared:
-            pts = [m.cells[m.knob_values().index(k)] for m in present]
-            acc = sum(p.accuracy for p in pts) / len(pts)
-            los = [p.accuracy_ci[0] for p in pts]
-            his = [p.accuracy_ci[1] for p in pts]
-            first = pts[0]
-            cells.append(
-                RecordSummary(
-                    {
-                        "store": "held-out average",
-                        "model": "",
-                        "benchmark": "held-out average",
-                        "controller": first.controller,
-                        "params": dict(first.params),
-                        "runs": first.runs,
-                        "accuracy": acc,
-                        "tokens": sum(p.tokens for p in pts) / len(pts),
-                        "sequential_tokens": sum(p.sequential_tokens for p in pts) / len(pts),
-                        # The mean of per-store bounds: a conservative band for the average.
-                        "accuracy_ci95": [sum(los) / len(los), sum(his) / len(his)],
-                    }
+            pts = [m.points[m.knob_values().index(k)] for m in present]
+            n = len(pts)
+            points.append(
+                CurvePoint(
+                    pts[0].label,
+                    k,
+                    sum(p.tokens for p in pts) / n,
+                    sum(p.accuracy for p in pts) / n,
+                    (sum(p.accuracy_ci[0] for p in pts) / n, sum(p.accuracy_ci[1] for p in pts) / n),
                 )
             )
-        if cells:
-            out.append(Curve("held-out average", fam, present[0].knob, tuple(cells)))
+        if points:
+            out.append(make_curve("held-out average", first.family, first.knob, points))
     return out
 
 
@@ -226,7 +241,7 @@ def store_stats(store: str, curves: Sequence[Curve], reference: str = DEFAULT_RE
     if cells:
         idx = pareto_frontier([c.tokens for c in cells], [c.accuracy for c in cells])
         frontier = tuple(cells[int(i)].label for i in idx)
-    multi = [cv for cv in curves if len(cv.cells) >= 2]
+    multi = [cv for cv in curves if len(cv.points) >= 2]
     rng = common_range([(cv.tokens, cv.accuracy) for cv in multi]) if multi else None
     ref_cell = next((c for c in cells if matches(c, reference)), None)
     ref_family = None if ref_cell is None else family_of(ref_cell.controller, ref_cell.params)
@@ -234,12 +249,12 @@ def store_stats(store: str, curves: Sequence[Curve], reference: str = DEFAULT_RE
     if ref_cell is not None:
         budgets = tuple(f * ref_cell.tokens for f in BUDGET_FRACTIONS)
 
-    ref_curve = next((cv for cv in curves if cv.family == ref_family and len(cv.cells) >= 2), None)
+    ref_curve = next((cv for cv in curves if cv.family == ref_family and len(cv.points) >= 2), None)
 
     def pair_area(cv: Curve) -> tuple[float, float, tuple[float, float] | None]:
         # Against a reference curve: both areas over the range the two curves share, so
         # the difference reads "points of accuracy on average over the shared budgets".
-        if len(cv.cells) < 2:
+        if len(cv.points) < 2:
             return math.nan, math.nan, None
         if ref_curve is None:
             if rng is None or rng[1] <= rng[0]:
@@ -259,12 +274,12 @@ def store_stats(store: str, curves: Sequence[Curve], reference: str = DEFAULT_RE
             saved = tokens_saved(ref_cell.tokens, ref_cell.accuracy, cv.tokens, cv.accuracy)
             saved = 0.0 if abs(saved) < 1e-12 else saved
         at = tuple(float(x) for x in accuracy_at(cv.tokens, cv.accuracy, budgets)) if budgets else ()
-        fams.append(FamilyStats(cv.family, len(cv.cells), a, diff, shared, saved, at))
+        fams.append(FamilyStats(cv.family, len(cv.points), a, diff, shared, saved, at))
     return StoreStats(
         store=store,
         frontier=frontier,
         token_range=rng,
-        reference=None if ref_cell is None else method_label(ref_cell.controller, ref_cell.params),
+        reference=None if ref_cell is None else method_label(ref_cell.controller, dict(ref_cell.params)),
         reference_point=None if ref_cell is None else (ref_cell.tokens, ref_cell.accuracy),
         budgets=budgets,
         families=tuple(fams),
@@ -286,13 +301,10 @@ class Comparison:
 
 
 def _paired_arrays(
-    pairs: Sequence[tuple[CellSummary, CellSummary]],
+    pairs: Sequence[tuple[CellResult, CellResult]],
 ) -> tuple[tuple[np.ndarray, ...] | None, str]:
     arrays: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for a, b in pairs:
-        if not (isinstance(a, CellResult) and isinstance(b, CellResult)):
-            which = a if not has_arrays(a) else b
-            return None, f"{which.label} on {which.store} has no per-run arrays (re-run `autotts eval --json`)"
         if a.correct.shape != b.correct.shape:
             return None, f"different runs × questions on {a.store}: {a.correct.shape} vs {b.correct.shape}"
         fa, fb = _fingerprint(a), _fingerprint(b)
@@ -304,13 +316,12 @@ def _paired_arrays(
     return tuple(np.concatenate([x[i] for x in arrays], axis=1) for i in range(4)), ""
 
 
-def _fingerprint(cell: CellSummary) -> str | None:
-    value = getattr(cell, "store_fingerprint", None)
-    return str(value) if value else None
+def _fingerprint(cell: CellResult) -> str | None:
+    return cell.store_fingerprint or None
 
 
 def compare(
-    cells: Sequence[CellSummary],
+    cells: Sequence[CellResult],
     a: str,
     b: str,
     *,
@@ -318,7 +329,7 @@ def compare(
     resamples: int = 10_000,
 ) -> list[Comparison]:
     """Compare the cells named ``a`` and ``b`` on every store that has both, and pooled over held-out stores."""
-    stores: dict[str, dict[str, CellSummary]] = {}
+    stores: dict[str, dict[str, CellResult]] = {}
     for c in cells:
         if matches(c, a):
             stores.setdefault(c.store, {})["a"] = c
@@ -329,8 +340,8 @@ def compare(
     if not both:
         return [Comparison(a, b, "-", None, f"no store has both {a!r} and {b!r}")]
     first_a, first_b = next(iter(both.values()))
-    la = method_label(first_a.controller, first_a.params)
-    lb = method_label(first_b.controller, first_b.params)
+    la = method_label(first_a.controller, dict(first_a.params))
+    lb = method_label(first_b.controller, dict(first_b.params))
     for store, pair in both.items():
         arrays, why = _paired_arrays([pair])
         result = None if arrays is None else paired_bootstrap(*arrays, resamples=resamples)
@@ -343,12 +354,12 @@ def compare(
     return out
 
 
-def default_pairs(cells: Sequence[CellSummary], reference: str) -> list[tuple[str, str]]:
+def default_pairs(cells: Sequence[CellResult], reference: str) -> list[tuple[str, str]]:
     """Default comparisons: the top point of every other family against the reference (e.g. SC@64)."""
     if not any(matches(c, reference) for c in cells):
         return []
     ref_families = {family_of(c.controller, c.params) for c in cells if matches(c, reference)}
-    tops: dict[str, CellSummary] = {}
+    tops: dict[str, CellResult] = {}
     for c in cells:
         if family_of(c.controller, c.params) in ref_families:
             continue
@@ -441,7 +452,7 @@ class Analysis:
 
 
 def analyse(
-    cells: Sequence[CellSummary],
+    cells: Sequence[CellResult],
     *,
     search: Sequence[str],
     reference: str = DEFAULT_REFERENCE,

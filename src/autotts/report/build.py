@@ -25,7 +25,7 @@ from pathlib import Path
 from autotts._atomic import write_text_atomic
 from autotts.errors import ConfigError, ResultsError
 from autotts.evaluation.presets import PaperTable, paper_tables, search_flags
-from autotts.evaluation.results import CellSummary
+from autotts.evaluation.results import CellResult
 from autotts.report.analysis import DEFAULT_REFERENCE, Analysis, analyse, family_of, matches
 from autotts.report.inputs import ReportInputs, load_inputs
 from autotts.report.page import render_index, render_summary
@@ -90,7 +90,7 @@ def _search_stores(inputs: ReportInputs, trajectories: Sequence[Trajectory], sea
     return [s for s in stores if s.rpartition("/")[2] == "aime24"]
 
 
-def _traced_cells(cells: Sequence[CellSummary], analysis: Analysis, wanted: Sequence[str] | None) -> list[CellSummary]:
+def _traced_cells(cells: Sequence[CellResult], analysis: Analysis, wanted: Sequence[str] | None) -> list[CellResult]:
     if wanted is not None:
         if any(w.strip().lower() == "all" for w in wanted):
             return list(cells)
@@ -174,6 +174,16 @@ def build_report(
     for t in trajectories:
         if t.candidates:
             figures[f"discovery-{t.name}"] = save(trajectory_figure(t), figdir / f"discovery-{slug(t.name)}")[0]
+        final_panels = [
+            (f"{store} ({'search' if store in t.search_stores else 'held-out'})", curves)
+            for store, curves in t.final_curves.items()
+            if curves
+        ]
+        if final_panels:
+            colors = family_colors([*colors, *(cv.family for _, cvs in final_panels for cv in cvs)])
+            figures[f"discovery-final-{t.name}"] = save(
+                grid_figure(final_panels, colors), figdir / f"discovery-final-{slug(t.name)}"
+            )[0]
         diffdir = out / "discovery" / slug(t.name) / "diffs"
         for c in t.candidates:
             if c.diff:

@@ -135,6 +135,19 @@ def candidate_rows(t: Trajectory) -> tuple[list[str], Rows]:
     return header, rows
 
 
+def final_rows(t: Trajectory) -> tuple[list[str], Rows]:
+    """The final evaluation of a discovery run: every point of every curve, per store."""
+    header = ["store", "role", "controller", "accuracy %", "95 % CI", "tokens/q"]
+    rows = []
+    for store, curves in t.final_curves.items():
+        role = "search" if store in t.search_stores else "held-out"
+        for cv in curves:
+            for p in cv.points:
+                ci = f"[{p.accuracy_ci[0]:.1f}, {p.accuracy_ci[1]:.1f}]"
+                rows.append([store, role, p.label, f"{p.accuracy:.2f}", ci, _tok(p.tokens)])
+    return header, rows
+
+
 def _selection_line(t: Trajectory) -> str:
     if t.selected is None:
         return "No candidate qualified for selection."
@@ -278,6 +291,17 @@ def render_index(
                 f"<p><a href='{e(_rel(fig.with_suffix('.svg'), out_dir))}'>"
                 f"<img alt='discovery trajectory' src='{_img(fig)}'></a></p>"
             )
+        fig = figures.get(f"discovery-final-{t.name}")
+        if fig is not None:
+            parts.append(
+                f"<h4>Final evaluation ({t.final_runs} runs): the discovered program and the baselines</h4>"
+                f"<p><a href='{e(_rel(fig.with_suffix('.svg'), out_dir))}'>"
+                f"<img alt='final evaluation curves' src='{_img(fig)}'></a></p>"
+            )
+            header, rows = final_rows(t)
+            parts.append(
+                "<details><summary>every point</summary>" + html_table(header, rows, align="lllrlr") + "</details>"
+            )
         header, rows = rounds_rows(t)
         parts.append("<h4>Rounds</h4>" + html_table(header, rows, align="lrlrrrrrr"))
         header, rows = candidate_rows(t)
@@ -355,6 +379,9 @@ def render_summary(
         fig = figures.get(f"discovery-{t.name}")
         if fig is not None:
             lines += [f"![discovery trajectory]({_rel(fig, out_dir)})", ""]
+        fig = figures.get(f"discovery-final-{t.name}")
+        if fig is not None:
+            lines += [f"Final evaluation ({t.final_runs} runs):", "", f"![final evaluation]({_rel(fig, out_dir)})", ""]
         header, rows = rounds_rows(t)
         lines += [markdown_table(header, rows, "lrlrrrrrr"), ""]
     if traced:

@@ -82,8 +82,8 @@ def draw_curves(ax: Axes, curves: Sequence[Curve], colors: Mapping[str, str], *,
         order = np.argsort(cv.tokens, kind="stable")
         t = cv.tokens[order]
         a = cv.accuracy[order]
-        lo = np.array([cv.cells[i].accuracy_ci[0] for i in order])
-        hi = np.array([cv.cells[i].accuracy_ci[1] for i in order])
+        lo = np.array([cv.points[i].accuracy_ci[0] for i in order])
+        hi = np.array([cv.points[i].accuracy_ci[1] for i in order])
         beta = cv.knob == "beta"
         label = _legend_label(cv)
         if len(t) == 1:

@@ -30,11 +30,12 @@ import base64
 import gzip
 import json
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from autotts._atomic import write_text_atomic
 from autotts.controllers.spec import ControllerSpec
@@ -43,7 +44,7 @@ from autotts.env.session import ACTION_NAMES
 from autotts.errors import AutoTTSError, ResultsError
 from autotts.evaluation.presets import method_label
 from autotts.evaluation.protocols import Protocol
-from autotts.evaluation.results import CellResult, CellSummary, QuestionTrace
+from autotts.evaluation.results import CellResult, QuestionTrace
 from autotts.evaluation.runner import run_cell
 from autotts.report.analysis import KNOB_NAMES, family_of, knob_of, spec_text
 from autotts.store.schema import ReplayStore
@@ -103,15 +104,16 @@ def _protocol(label: str) -> Protocol:
         raise ResultsError(f"unknown protocol {label!r} in a record") from None
 
 
-def replay_cell(store: ReplayStore, cell: CellSummary) -> CellResult:
+def replay_cell(store: ReplayStore, cell: CellResult) -> CellResult:
     """Re-run a recorded cell with tracing on and check it reproduces the record exactly."""
+    if cell.store_fingerprint and store.fingerprint != cell.store_fingerprint:
+        raise ResultsError(
+            f"the store {store.name} passed with --store is not the one {cell.label} was evaluated on "
+            f"(content fingerprint {store.fingerprint[:12]} ≠ {cell.store_fingerprint[:12]})"
+        )
     spec = ControllerSpec.parse(spec_text(cell.controller, cell.params))
-    protocol = _protocol(str(getattr(cell, "protocol", None) or "shuffle"))
-    result = run_cell(store, spec, runs=cell.runs, protocol=protocol, record=True)
-    same = result.accuracy == cell.accuracy and math.isclose(result.tokens, cell.tokens, rel_tol=0, abs_tol=1e-9)
-    if isinstance(cell, CellResult):
-        same = same and bool((result.correct == cell.correct).all() and (result.cost == cell.cost).all())
-    if not same:
+    result = run_cell(store, spec, runs=cell.runs, protocol=_protocol(cell.protocol), record=True)
+    if not (np.array_equal(result.correct, cell.correct) and np.array_equal(result.cost, cell.cost)):
         raise ResultsError(
             f"replaying {cell.label} on {store.name} gives {result.accuracy:.4f} % / {result.tokens:,.1f} tokens "
             f"but the record says {cell.accuracy:.4f} % / {cell.tokens:,.1f}: the store passed with --store is not "
@@ -176,7 +178,7 @@ def write_cell_traces(
         "store": store_id,
         "store_name": store.name,
         "label": result.label,
-        "method": method_label(result.controller, result.params),
+        "method": method_label(result.controller, dict(result.params)),
         "runs": result.runs,
         "questions": nq,
         "answers": [list(row) for row in result.answers],
@@ -203,7 +205,7 @@ def write_cell_traces(
 def write_traces(
     out: Path,
     stores: Sequence[ReplayStore],
-    cells: Sequence[CellSummary],
+    cells: Sequence[CellResult],
     *,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[list[TracedCell], list[str]]:
@@ -234,7 +236,7 @@ def write_traces(
         if store.name not in store_ids:
             store_ids[store.name] = f"s{len(store_ids)}"
             write_store(out, store_ids[store.name], store)
-        protocol = _protocol(str(getattr(cell, "protocol", None) or "shuffle"))
+        protocol = _protocol(cell.protocol)
         traced.append(write_cell_traces(out, f"c{len(traced)}", store_ids[store.name], store, result, protocol))
         log.info("traced %s on %s: %d events", cell.label, store.name, traced[-1].events)
     return traced, notes

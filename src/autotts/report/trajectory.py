@@ -22,9 +22,11 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from autotts.controllers.spec import label, parse_params
 from autotts.discovery.history import RunDir
 from autotts.discovery.records import CandidateRecord
-from autotts.errors import ResultsError
+from autotts.errors import AutoTTSError, ResultsError
+from autotts.report.analysis import Curve, CurvePoint, family_of, make_curve
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,9 @@ class Trajectory:
     heldout_stores: tuple[str, ...]
     stop_reason: str | None
     phase_seconds: dict[str, float]
+    final_curves: dict[str, list[Curve]]
+    """The final evaluation's curves per store: the discovered program and every baseline."""
+    final_runs: int | None
 
 
 def _best_key(rec: CandidateRecord) -> tuple[float, float]:
@@ -128,6 +133,43 @@ def _heldout_of_selected(final: Mapping[str, Any] | None, beta: float | None) ->
             return None
         vals.append(float(pts[0]["accuracy"]))
     return sum(vals) / len(vals) if vals else None
+
+
+def _final_curves(final: Mapping[str, Any] | None) -> dict[str, list[Curve]]:
+    """Curves of the final evaluation (``final.json``), per store in its order: discovered first, then baselines."""
+    if not final:
+        return {}
+    groups: list[tuple[str, dict[str, Any], Mapping[str, Any]]] = []
+    disc = final.get("discovered") or {}
+    if disc.get("status") == "ok":
+        groups.append(("discovered", {}, disc.get("curves") or {}))
+    for spec, ev in (final.get("baselines") or {}).items():
+        controller, _, rest = str(spec).partition(":")
+        try:
+            params = parse_params(rest, spec=str(spec)) if rest else {}
+        except AutoTTSError:
+            params = {}
+        groups.append((controller, params, (ev or {}).get("curves") or {}))
+    out: dict[str, list[Curve]] = {str(s["name"]): [] for s in final.get("stores", [])}
+    for controller, params, curves in groups:
+        for store, points in curves.items():
+            pts = []
+            for p in points:
+                full = {**params, **({} if p.get("beta") is None else {"beta": p["beta"]})}
+                ci = p.get("accuracy_ci95") or [p["accuracy"], p["accuracy"]]
+                pts.append(
+                    CurvePoint(
+                        label(controller, full),
+                        p.get("beta"),
+                        float(p["tokens"]),
+                        float(p["accuracy"]),
+                        (float(ci[0]), float(ci[1])),
+                    )
+                )
+            if pts:
+                knob = "beta" if any(p.get("beta") is not None for p in points) else None
+                out.setdefault(str(store), []).append(make_curve(str(store), family_of(controller, params), knob, pts))
+    return out
 
 
 def load_trajectory(path: Path, name: str | None = None) -> Trajectory:
@@ -208,6 +250,8 @@ def load_trajectory(path: Path, name: str | None = None) -> Trajectory:
         heldout_stores=heldout,
         stop_reason=manifest.get("stop_reason"),
         phase_seconds={str(k): float(v) for k, v in (manifest.get("phase_seconds") or {}).items()},
+        final_curves=_final_curves(final),
+        final_runs=None if not final else final.get("runs"),
     )
 
 
