@@ -244,3 +244,20 @@ def test_bad_inputs_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "Traceback" not in captured.err + captured.out
     assert "not valid JSON" in captured.err and "does not exist" in captured.err
     assert "'A vs B'" in captured.err
+
+
+def test_trace_codes_are_the_same_from_kernels_and_python() -> None:
+    # The viewer's encoding reads kernel traces from their compact codes and Python
+    # traces from their events: both must give the same actions, episode by episode.
+    from autotts.controllers.spec import ControllerSpec
+    from autotts.evaluation.runner import run_cell
+    from autotts.report.traces import _episode_codes
+
+    store = synthesize("small", seed=21, model="tiny", benchmark="b")
+    spec = ControllerSpec.parse("parallel-probe:chains=4")
+    fast = run_cell(store, spec, runs=3, record=True, fast=True)
+    slow = run_cell(store, spec, runs=3, record=True, fast=False)
+    assert hasattr(fast.traces, "cell_events") and isinstance(slow.traces, tuple)
+    for episode in range(len(slow.traces)):
+        assert _episode_codes(fast.traces, episode)[0] == _episode_codes(slow.traces, episode)[0]
+        assert _episode_codes(fast.traces, episode)[0]  # every episode acted
