@@ -48,11 +48,12 @@ def stats_rows(s: StoreStats) -> tuple[list[str], Rows]:
     rows = []
     for f in s.families:
         rng = "–" if f.area_range is None else f"{_tok(f.area_range[0])}–{_tok(f.area_range[1])}"
-        saved = (
-            "never reaches it"
-            if math.isnan(f.saved) and s.reference
-            else _n(f.saved * 100 if not math.isnan(f.saved) else f.saved, "{:+.1f} %")
-        )
+        if s.reference is None:
+            saved = "–"
+        elif math.isnan(f.saved):
+            saved = "never reaches it"
+        else:
+            saved = f"{100 * f.saved:+.1f} %"
         row = [f.family, str(f.points), _n(f.area), rng, _n(f.area_diff, "{:+.2f}"), saved]
         row += [_n(x) for x in f.at_budgets]
         rows.append(row)
