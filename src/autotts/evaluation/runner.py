@@ -78,7 +78,8 @@ def evaluate_cells(
     with contextlib.closing(finished):  # an interruption stops the workers here, not at garbage collection
         for done, (i, result) in enumerate(finished, start=1):
             results[i] = result
-            log.info("%s on %s: %.2f%% / %.0f tokens", result.label, result.store, result.accuracy, result.tokens)
+            if log.isEnabledFor(logging.INFO):  # the summary (bootstrap included) is only computed when shown
+                log.info("%s on %s: %.2f%% / %.0f tokens", result.label, result.store, result.accuracy, result.tokens)
             if progress is not None:
                 progress(done, len(cells), result)
     return [r for r in results if r is not None]
