@@ -76,7 +76,7 @@ def _legend_label(curve: Curve) -> str:
 
 
 def draw_curves(ax: Axes, curves: Sequence[Curve], colors: Mapping[str, str], *, title: str, legend: bool) -> None:
-    """One panel: each family's accuracy against log tokens with its 95 % band."""
+    """One panel: each family's accuracy against log tokens with its 95 % interval (band or bars)."""
     for cv in curves:
         color = colors.get(cv.family, "#444444")
         order = np.argsort(cv.tokens, kind="stable")
@@ -90,8 +90,15 @@ def draw_curves(ax: Axes, curves: Sequence[Curve], colors: Mapping[str, str], *,
             ax.errorbar(t, a, yerr=[a - lo, hi - a], fmt="o", color=color, capsize=3, ms=5, label=label)
             continue
         ax.plot(t, a, "-" if beta else "--", marker="o" if beta else "s", ms=3.5, lw=1.8, color=color, label=label)
-        if np.any(hi > lo):
-            ax.fill_between(t, lo, hi, color=color, alpha=0.07, lw=0)
+        if not np.any(hi > lo):
+            continue
+        if beta or len(curves) <= 2:
+            # A shaded band for the curves a reader compares (the β-controllers); with 30
+            # questions a band spans about ±15 points, so shading every family would bury
+            # the curves under overlapping boxes.
+            ax.fill_between(t, lo, hi, color=color, alpha=0.12, lw=0)
+        else:
+            ax.errorbar(t, a, yerr=[a - lo, hi - a], fmt="none", ecolor=color, elinewidth=0.8, alpha=0.25)
     # Scale to the points, not the bands: with 30 questions a band spans ±15 points and
     # would squash the differences between curves into a sliver.
     points = np.concatenate([cv.accuracy for cv in curves]) if curves else np.array([0.0, 100.0])
