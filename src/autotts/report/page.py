@@ -224,7 +224,8 @@ def render_index(
     parts.append("<h2 id='curves'>Scaling curves</h2>")
     parts.append(
         "<p>Accuracy against tokens per question (log scale); β-controllers are solid curves over β, "
-        "baselines dashed over their budgets; 95 % bootstrap interval over questions shaded for β-controllers, as bars for baselines. "
+        "baselines dashed over their budgets; the 95 % bootstrap interval over questions is shaded for "
+        "β-controllers and drawn as bars for baselines. "
         "Each figure is also available as SVG beside its PNG.</p>"
     )
     if "curves-all" in figures:
