@@ -155,7 +155,7 @@ def show(work: Path, name: str) -> str:
     return proc.stdout.strip()
 
 
-def run_group(name: str, group: Group, root: Path, jobs: int) -> dict[str, object]:
+def run_group(name: str, group: Group, root: Path, jobs: int, diffs: bool = True) -> dict[str, object]:
     work = root / name
     prepare(group, work)
     started = time.monotonic()
@@ -188,7 +188,8 @@ def run_group(name: str, group: Group, root: Path, jobs: int) -> dict[str, objec
         "killed": killed,
         "mutants": scored,
         "score": round(killed / scored, 4) if scored else None,
-        "survivors": {m: {"status": statuses[m], "diff": show(work, m)} for m in survivors},
+        # ``mutmut show`` starts a process per mutant (seconds each under load): only when asked.
+        "survivors": {m: {"status": statuses[m], "diff": show(work, m) if diffs else ""} for m in survivors},
         "log": str(log_path),
     }
 
@@ -222,7 +223,7 @@ def main() -> int:
     reports = []
     for name in names:
         print(f"\n== {name}: mutating {', '.join(GROUPS[name].files)}", flush=True)
-        report = run_group(name, GROUPS[name], root.resolve(), args.jobs)
+        report = run_group(name, GROUPS[name], root.resolve(), args.jobs, diffs=not args.no_diffs)
         reports.append(report)
         score = report["score"]
         print(
@@ -231,9 +232,8 @@ def main() -> int:
             + f" in {report['seconds']} s; by status: {report['counts']}; mutmut exit code {report['exit_code']}",
             flush=True,
         )
-        if not args.no_diffs:
-            for mutant, info in report["survivors"].items():  # type: ignore[attr-defined]
-                print(f"\n-- {info['status']}: {mutant}\n{info['diff']}", flush=True)
+        for mutant, info in report["survivors"].items():  # type: ignore[attr-defined]
+            print(f"\n-- {info['status']}: {mutant}" + (f"\n{info['diff']}" if info["diff"] else ""), flush=True)
         if args.json:
             args.json.write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
     total_killed = sum(int(r["killed"]) for r in reports)  # type: ignore[call-overload]
