@@ -60,7 +60,7 @@ def demo_command(
     quick: Annotated[
         bool,
         typer.Option(
-            "--quick", help="10 runs per cell and 4 discovery rounds instead of 100 and 24 (about 10 s of CPU time)."
+            "--quick", help="10 runs per cell and 4 discovery rounds instead of 100 and 24 (about 13 s of CPU time)."
         ),
     ] = False,
     workers: Annotated[

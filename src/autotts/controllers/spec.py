@@ -90,9 +90,14 @@ class ControllerSpec:
     target: Any = field(default=None, compare=False, repr=False)
     """A controller class or instance given directly from Python (see :meth:`of`)."""
 
-    def __post_init__(self) -> None:
-        # β-controllers clip β to [0, 1], but a row labelled beta=1.5 showing the β=1
-        # numbers misleads: a β given explicitly must already be in range.
+    def check_beta(self) -> None:
+        """Refuse an explicit β outside [0, 1] (ControllerSpecError).
+
+        β-controllers clip β to [0, 1] (so the Python API and the exactness tests may
+        pass any number), but in a sweep a row labelled beta=1.5 showing the β=1
+        numbers misleads: :meth:`autotts.evaluation.sweep.SweepConfig.specs` and so
+        ``autotts eval`` call this for every spec.
+        """
         beta = self.params.get("beta")
         if beta is not None and not (
             isinstance(beta, (int, float)) and not isinstance(beta, bool) and 0.0 <= float(beta) <= 1.0

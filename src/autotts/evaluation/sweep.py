@@ -160,7 +160,11 @@ class SweepConfig:
         """The controller specs: the preset's rows first, then the named controllers (default ``sc:n=64``)."""
         specs = preset_specs(self.preset) if self.preset is not None else []
         named = self.controllers or (() if specs else DEFAULT_CONTROLLERS)
-        return specs + [ControllerSpec.parse(text) for text in named]
+        specs += [ControllerSpec.parse(text) for text in named]
+        for spec in specs:
+            spec.check_beta()
+            spec.build()  # the controller checks its own parameters, before any store is loaded
+        return specs
 
     def plan(self) -> SweepPlan:
         """Load the stores and expand every (store, controller, β) cell; warns about over-wide specs."""
