@@ -150,9 +150,23 @@ def import_command(
     fmt: Annotated[
         StoreFormat, typer.Option("--format", "-f", help="Output format: parquet (native) or json (AutoTTS).")
     ] = StoreFormat.parquet,
+    canonicalize: Annotated[
+        str,
+        typer.Option(
+            "--canonicalize",
+            help="Answer canonicalisation: none (exact strings, the published protocol) or math "
+            "(math-verify merges equivalent answers; recorded in the store metadata).",
+        ),
+    ] = "none",
+    canonicalize_timeout: Annotated[
+        float, typer.Option("--canonicalize-timeout", help="Seconds per math-verify parse or comparison.")
+    ] = 5.0,
 ) -> None:
     """Import replay stores into DIR/<model>/<benchmark>.parquet (one atomic file per store)."""
     from autotts.store import load_store, save_store
+
+    if canonicalize not in ("none", "math"):
+        raise typer.BadParameter("must be 'none' or 'math'", param_hint="--canonicalize")
 
     files = _import_sources(src)
     plan = _plan_import(files, out_dir, model, benchmark, fmt)
@@ -163,6 +177,10 @@ def import_command(
             for index, (source, m, b, target) in enumerate(plan):
                 current = index
                 store = load_store(source, model=m, benchmark=b)
+                if canonicalize == "math":
+                    from autotts.collect.canonical import canonicalize_store
+
+                    store = canonicalize_store(store, timeout=canonicalize_timeout)
                 save_store(store, target)
                 written.append(f"{target}  {_describe(store)}  (from {source})")
                 step(f"{m}/{b}")
