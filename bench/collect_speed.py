@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import sqlite3
 import tempfile
 import time
@@ -53,7 +54,7 @@ def workload(state: Path, cfg: CollectConfig) -> list[dict[str, Any]]:
         for i, part in enumerate(parts):
             bodies.append({"prompt": prefix, "max_tokens": cfg.delta, "temperature": recipe.sampling.temperature})
             prefix += part
-            if i < len(parts) - 1 or len(part) > 0:
+            if i < len(parts) - 1:  # the collector probes every completed interval
                 probe = prefix + recipe.probe_suffix
                 bodies.append({"prompt": probe, "max_tokens": recipe.probe.max_tokens, "temperature": 0.0})
     return bodies
@@ -64,7 +65,10 @@ async def raw_client(
 ) -> tuple[int, float, int]:
     """Send the same requests with ``concurrency`` workers and nothing else: no retries, no dependencies."""
     done = 0
-    queue = list(reversed(bodies))
+    # A shuffled order: the collector interleaves branches, so the server's prefix cache
+    # helps neither side more than the other.
+    queue = list(bodies)
+    random.Random(0).shuffle(queue)
     async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=concurrency)) as http:
 
         async def worker() -> None:
