@@ -12,7 +12,7 @@
    request; the difference is what ``CompletionsClient`` (scheduling, retries, parsing)
    adds per request.
 
-    python bench/collect_speed.py [--concurrency 4] [--questions 4] [--branches 4] [--delta 32] [--max-tokens 128]
+    python bench/collect_speed.py [--concurrency 4] [--questions 4] [--branches 8] [--delta 32] [--max-tokens 256]
     python bench/collect_speed.py --base-url http://gpu:8000/v1 --model Qwen/Qwen3-4B --concurrency 256 \
         --questions 30 --branches 16 --delta 500 --max-tokens 8192
 """
@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+import autotts.store.parquet  # noqa: F401  (loaded up front: its import time is not collection time)
 from autotts.collect.config import CollectConfig, config_from_mapping
 from autotts.collect.runner import collect_async
 from autotts.llm import CompletionRequest, CompletionsClient
@@ -155,9 +156,9 @@ def main() -> None:
     ap.add_argument("--preset", default="plain")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--questions", type=int, default=4)
-    ap.add_argument("--branches", type=int, default=4)
+    ap.add_argument("--branches", type=int, default=8)
     ap.add_argument("--delta", type=int, default=32)
-    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads (default server only)")
     ap.add_argument("--overhead-requests", type=int, default=2000)
     args = ap.parse_args()
