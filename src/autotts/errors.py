@@ -15,9 +15,12 @@ Every error autotts raises on purpose derives from :class:`AutoTTSError`, so cal
     │   └── CellTimeoutError       a cell ran past its wall-clock limit
     ├── ConfigError                a configuration value is wrong
     ├── ResultsError               results cannot be read, compared or reported
-    └── DiscoveryError             the discovery loop cannot go on (autotts.discovery.errors)
-        ├── RunDirError            a run directory is missing, corrupt or belongs to another run
-        └── ProposerError          the explorer (LLM, agent) failed after its retries
+    ├── DiscoveryError             the discovery loop cannot go on (autotts.discovery.errors)
+    │   ├── RunDirError            a run directory is missing, corrupt or belongs to another run
+    │   └── ProposerError          the explorer (LLM, agent) failed after its retries
+    └── LLMError                   an LLM server call failed for good (autotts.llm.errors)
+        ├── LLMRequestError        the server refused the request (model name, prompt format, key)
+        └── LLMUnavailableError    no server answered within the retry budget
 
 Subclasses carry context as attributes (``.path``, ``.question``, ``.action`` ...) and
 a message that says what, where and how to fix it.

@@ -16,6 +16,7 @@ import traceback
 from rich.markup import escape
 
 from autotts.cli import (  # noqa: F401  (attach commands)
+    collect_cmd,
     controllers_cmd,
     demo_cmd,
     discover_cmd,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -101,9 +102,28 @@ def import_command(
     fmt: Annotated[
         StoreFormat, typer.Option("--format", "-f", help="Output format: parquet (native) or json (AutoTTS).")
     ] = StoreFormat.parquet,
+    canonicalize: Annotated[
+        str,
+        typer.Option(
+            "--canonicalize",
+            help="Answer canonicalisation: none (exact strings, the published protocol) or math "
+            "(math-verify merges equivalent answers; recorded in the store metadata).",
+        ),
+    ] = "none",
+    canonicalize_timeout: Annotated[
+        float, typer.Option("--canonicalize-timeout", help="Seconds per math-verify parse or comparison.")
+    ] = 5.0,
 ) -> None:
     """Import replay stores into DIR/<model>/<benchmark>.parquet (one atomic file per store)."""
     from autotts.store.io import ImportItem, import_stores, plan_import
+
+    if canonicalize not in ("none", "math"):
+        raise typer.BadParameter("must be 'none' or 'math'", param_hint="--canonicalize")
+    transform: Callable[[ReplayStore], ReplayStore] | None = None
+    if canonicalize == "math":
+        from autotts.collect.canonical import canonicalize_store
+
+        transform = functools.partial(canonicalize_store, timeout=canonicalize_timeout)
 
     plan = plan_import(src, out_dir, model=model, benchmark=benchmark, suffix=_SUFFIX[fmt])
     written: list[str] = []
@@ -114,7 +134,7 @@ def import_command(
             step(f"{item.model}/{item.benchmark}")
 
         try:
-            import_stores(plan, on_store=done)
+            import_stores(plan, on_store=done, transform=transform)
         except AutoTTSError:
             for line in written:
                 out.print(line, markup=False)

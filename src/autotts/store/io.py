@@ -166,15 +166,22 @@ def plan_import(
 
 
 def import_stores(
-    plan: Sequence[ImportItem], *, on_store: Callable[[ImportItem, ReplayStore], None] | None = None
+    plan: Sequence[ImportItem],
+    *,
+    on_store: Callable[[ImportItem, ReplayStore], None] | None = None,
+    transform: Callable[[ReplayStore], ReplayStore] | None = None,
 ) -> list[ReplayStore]:
     """Convert every planned store, in order, each written atomically; ``on_store`` hears of each one written.
 
-    The first bad input raises its StoreError; stores written before it stay.
+    ``transform`` rewrites each store before it is written (``store import
+    --canonicalize math`` passes the answer canonicaliser). The first bad input raises
+    its StoreError; stores written before it stay.
     """
     written = []
     for item in plan:
         store = load_store(item.source, model=item.model, benchmark=item.benchmark)
+        if transform is not None:
+            store = transform(store)
         save_store(store, item.target)
         written.append(store)
         if on_store is not None:
