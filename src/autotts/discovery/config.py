@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
