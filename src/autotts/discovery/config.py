@@ -17,7 +17,7 @@ Layout (every key optional except the search stores; see ``examples/discover.tom
     [budget]     max_money, max_wall_seconds
     [selection]  rule, gamma, require_monotone
     [ablation]   traces, require_beta
-    [sandbox]    cpu_seconds, wall_seconds, memory_mb, output_mb, final_wall_seconds
+    [sandbox]    cpu_seconds, wall_seconds, memory_mb, output_mb, final_wall_seconds, isolation
     [checks]     smoke, leak, leak_runs, monotone_tolerance, full_budget_fraction
     [prompt]     template_dir, max_chars, digest_chars, trace_runs, worst_failures, failure_actions
 """
@@ -87,6 +87,8 @@ class SandboxConfig:
     memory_mb: int = 1024
     output_mb: int = 256
     final_wall_seconds: float = 3600.0
+    isolation: str = "seccomp"
+    """``seccomp`` (the kernel filter; the run refuses to start without it) or ``process-only``."""
 
 
 @dataclass(frozen=True)
@@ -408,6 +410,7 @@ def config_from_mapping(data: Mapping[str, Any], *, base_dir: Path, source: str 
         memory_mb=sb.int_("memory_mb", dsb.memory_mb, minimum=128),
         output_mb=sb.int_("output_mb", dsb.output_mb, minimum=1),
         final_wall_seconds=sb.float_("final_wall_seconds", dsb.final_wall_seconds, positive=True),
+        isolation=sb.str_("isolation", dsb.isolation, choices=("seccomp", "process-only")),
     )
     sb.check_unknown()
 

@@ -1,14 +1,22 @@
-"""Score one candidate: static checks, a smoke stage, the β sweep, grading, the leak test, β checks.
+"""Score one candidate: static checks, a smoke stage, the judged β sweep, grading, the leak test, β checks.
 
 Cheap stages run before expensive ones, and each failure stops the pipeline with a
-status and a message the explorer can act on. Grading happens here, in the parent: the
-sandbox child returns answers and costs, never sees a gold answer.
+status and a message the explorer can act on. Everything that counts is the judge's:
+the candidate's process returns only an answer per episode, while costs, sequential
+tokens and traces are what the judge's own sessions recorded (:mod:`autotts.discovery.judge`),
+and grading against the gold answers happens here.
+
+Each evaluation draws a secret from ``os.urandom``: it orders the sweep's episodes, picks
+the leak-tested runs and draws the leak perturbation, so none of them can be predicted
+by the candidate. It is returned in :attr:`Evaluation.leak_secret` (hex) for the run
+directory, only once the evaluation is over.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -68,8 +76,8 @@ class EvalContext:
     monotone_tolerance: float = 0.02
     full_budget_fraction: float = 0.25
     full_budget_tokens: Mapping[str, float] = field(default_factory=dict)
-    leak_seed: int = 0
-    """Seeds the choice of leak-tested runs (with the candidate's source), so a run is reproducible."""
+    secret: bytes | None = None
+    """Fixes the evaluation's secret (tests, reproductions); None draws a fresh one from ``os.urandom``."""
 
     def payloads(self) -> list[StorePayload]:
         """Child views of the stores: interned data, no golds, no question text."""
@@ -92,6 +100,8 @@ class Evaluation:
     seconds: float = 0.0
     stage: str = ""
     """The stage that decided the status (``validate``, ``smoke``, ``sweep``, ``leak``, ``done``)."""
+    leak_secret: str = ""
+    """The evaluation's secret (hex): episode order, leak runs and perturbation follow from it."""
 
     def record(self, cid: str, round_: int, index: int, usage: Usage | None = None) -> CandidateRecord:
         """The candidate record stored in the run directory."""
@@ -223,15 +233,15 @@ def _leak_diffs(
     return diffs
 
 
-def _leak_runs(code: str, ctx: EvalContext) -> list[int]:
-    """The runs the leak pass replays: drawn at random, so a candidate cannot know which ones.
+def _leak_runs(secret: bytes, ctx: EvalContext) -> list[int]:
+    """The runs the leak pass replays: drawn from the evaluation's secret, so a candidate cannot know them.
 
     Always replaying the first runs would let a candidate count episodes and cheat only from
-    a later run on. The draw is seeded from ``ctx.leak_seed`` and the source, so the same
-    candidate in the same discovery run is tested on the same runs.
+    a later run on. Given the secret (stored in the run directory afterwards) the draw is
+    reproducible.
     """
     k = min(ctx.leak_runs, ctx.runs)
-    digest = hashlib.sha256(f"{ctx.leak_seed}\n{code}".encode()).hexdigest()
+    digest = hashlib.sha256(b"leak-runs" + secret).hexdigest()
     return sorted(random.Random(digest).sample(range(ctx.runs), k))
 
 
@@ -272,9 +282,10 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
             return _failure(smoke, "smoke", v.class_name, t0)
 
     stage("sweep")
-    leak_runs = _leak_runs(code, ctx) if ctx.leak else []
+    secret = ctx.secret if ctx.secret is not None else os.urandom(32)
+    leak_runs = _leak_runs(secret, ctx) if ctx.leak else []
     trace_runs = sorted(set(range(min(ctx.trace_runs, ctx.runs))) | set(leak_runs))
-    sweep_job = SandboxJob(code, v.class_name, payloads, betas, runs, orders, trace_runs=trace_runs)
+    sweep_job = SandboxJob(code, v.class_name, payloads, betas, runs, orders, trace_runs=trace_runs, secret=secret)
     sweep = run_sandbox(sweep_job, ctx.limits)
     if sweep.kind != "ok" or sweep.data is None:
         return _failure(sweep, "sweep", v.class_name, t0)
@@ -319,7 +330,16 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
                 if int(tr["run"]) in leak_runs:
                     masks[_traced_key(tr, cell)] = [(int(b[0]), bool(b[1])) for b in tr["branches"]]
         leak_job = SandboxJob(
-            code, v.class_name, payloads, betas, leak_runs, orders, trace_runs=leak_runs, leak_masks=masks, reverse=True
+            code,
+            v.class_name,
+            payloads,
+            betas,
+            leak_runs,
+            orders,
+            trace_runs=leak_runs,
+            leak_masks=masks,
+            reverse=True,
+            secret=secret,
         )
         leak = run_sandbox(leak_job, ctx.limits)
         if leak.kind != "ok" or leak.data is None:
@@ -327,7 +347,7 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
                 "behaved differently when unrevealed data were replaced and episodes replayed in reverse order: "
                 f"{leak.message}"
             )
-            return _replace(base, Status.LEAKED, msg, time.monotonic() - t0, "leak", leak.stderr_tail)
+            return _replace(base, Status.LEAKED, msg, time.monotonic() - t0, "leak", leak.stderr_tail, secret)
         diffs = _leak_diffs(sweep.data, leak.data, ctx, betas)
         if diffs:
             msg = (
@@ -335,7 +355,7 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
                 "episodes replayed in reverse order — it reads hidden data, keeps state between questions, or is "
                 "not deterministic. First: " + "; ".join(diffs[:3])
             )
-            return _replace(base, Status.LEAKED, msg, time.monotonic() - t0, "leak", leak.stderr_tail)
+            return _replace(base, Status.LEAKED, msg, time.monotonic() - t0, "leak", leak.stderr_tail, secret)
 
     findings: list[Finding] = []
     if use_beta and len(betas) > 1:
@@ -358,10 +378,13 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
         base.episodes,
         time.monotonic() - t0,
         "done",
+        secret.hex(),
     )
 
 
-def _replace(base: Evaluation, status: Status, message: str, seconds: float, stage: str, stderr: str) -> Evaluation:
+def _replace(
+    base: Evaluation, status: Status, message: str, seconds: float, stage: str, stderr: str, secret: bytes
+) -> Evaluation:
     return Evaluation(
         status,
         message,
@@ -374,4 +397,5 @@ def _replace(base: Evaluation, status: Status, message: str, seconds: float, sta
         base.episodes,
         seconds,
         stage,
+        secret.hex(),
     )

@@ -1,0 +1,104 @@
+"""Adversarial candidates against the judge: none may score better than the honest controller.
+
+Each attacker (``tests/discovery_attacks.py``) falls back to the honest controller when its
+trick fails, so the only acceptable outcomes are a failing status (``invalid``, ``crashed``,
+``leaked``) or ``ok`` with *exactly* the honest controller's curves — the numbers the judge
+measured for the actions taken, not numbers the candidate could touch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autotts.discovery.evaluate import EvalContext, Evaluation, evaluate_candidate
+from autotts.discovery.records import Status
+from autotts.discovery.sandbox import SandboxLimits
+from autotts.evaluation.protocols import Protocol
+from tests import discovery_attacks as atk
+from tests.discovery_support import make_store, save_json_store
+
+STORE = make_store(n_questions=4, seed=3)
+LIMITS = SandboxLimits(cpu_seconds=5, wall_seconds=20, memory_mb=600)
+FAILED = (Status.INVALID, Status.CRASHED, Status.LEAKED)
+
+
+def ctx(**kw: object) -> EvalContext:
+    base: dict[str, object] = {
+        "stores": [STORE],
+        "betas": [0.0, 1.0],
+        "runs": 3,
+        "protocol": Protocol(),
+        "limits": LIMITS,
+        "smoke": False,
+        "leak_runs": 2,
+    }
+    base.update(kw)
+    return EvalContext(**base)  # type: ignore[arg-type]
+
+
+_HONEST: list[Evaluation] = []
+
+
+def honest() -> Evaluation:
+    if not _HONEST:
+        ev = evaluate_candidate(atk.HONEST, ctx())
+        assert ev.status is Status.OK, ev.message
+        _HONEST.append(ev)
+    return _HONEST[0]
+
+
+def assert_no_gain(ev: Evaluation, name: str) -> None:
+    """A failing status, or ``ok`` with the honest controller's curves to the last digit."""
+    if ev.status is Status.OK:
+        assert ev.curves == honest().curves, (name, ev.curves, honest().curves)
+    else:
+        assert ev.status in FAILED, (name, ev.status, ev.message)
+
+
+def test_the_honest_base_is_not_free() -> None:
+    """The baseline the attackers try to beat: real tokens, imperfect accuracy at β = 0."""
+    curve = honest().curves[STORE.name]
+    assert all(p.tokens > 0 for p in curve)
+    assert curve[0].accuracy < 100.0
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "FRAME_WALK",
+        "COST_PATCH",
+        "METHOD_PATCH",
+        "SELF_PARAM",
+        "GC_WALK",
+        "TIME_IMPORT",
+    ],
+)
+def test_attacker_gains_nothing(name: str) -> None:
+    ev = evaluate_candidate(getattr(atk, name), ctx())
+    assert_no_gain(ev, name)
+
+
+def test_reading_a_store_file_by_path_gains_nothing(tmp_path: Path) -> None:
+    path = save_json_store(STORE, tmp_path / "stores" / "m" / "b.json")
+    code = atk.with_store(atk.FRAME_GLOBALS_OPEN, str(path), list(dict.fromkeys(STORE.golds)))
+    ev = evaluate_candidate(code, ctx())
+    assert_no_gain(ev, "FRAME_GLOBALS_OPEN")
+
+
+@pytest.mark.parametrize("name", ["MEMO", "COUNTER"])
+def test_state_between_episodes_is_caught(name: str) -> None:
+    """Module-global memory or counters change actions between the two passes: ``leaked``."""
+    ev = evaluate_candidate(getattr(atk, name), ctx())
+    assert ev.status is Status.LEAKED, (ev.status, ev.message)
+
+
+@pytest.mark.parametrize("name", ["ID_RANDOM", "HASH_RANDOM"])
+def test_process_dependent_choices_are_caught_or_stable(name: str) -> None:
+    """``id()`` / ``hash()`` choices: ``leaked`` when they differ between passes, else reproducible."""
+    ev = evaluate_candidate(getattr(atk, name), ctx())
+    assert ev.status in (Status.OK, Status.LEAKED), (ev.status, ev.message)
+    if ev.status is Status.OK:
+        again = evaluate_candidate(getattr(atk, name), ctx())
+        assert again.status is Status.OK and again.curves == ev.curves
