@@ -361,3 +361,32 @@ def test_leak_runs_are_drawn_from_the_secret_reproducibly() -> None:
     assert len(draws) > 3 and any(d != (0, 1) for d in draws)
     assert _leak_runs(b"x" * 32, ctx) == _leak_runs(b"x" * 32, ctx)
     assert _leak_runs(b"x" * 32, replace(ctx, runs=2)) == [0, 1]
+
+
+def test_every_refused_builtin_is_refused_at_run_time_too() -> None:
+    """Past the static checks, each refused builtin is a refusing stub in the candidate's namespace."""
+    from autotts.discovery.validation import FORBIDDEN_NAMES
+
+    names = sorted(n for n in FORBIDDEN_NAMES if n not in ("__builtins__", "__import__"))
+    code = (
+        _PLAIN
+        + "        out = []\n"
+        + f"        for name, f in zip({names!r}, [{', '.join(names)}]):\n"
+        + "            try:\n                f('x')\n                out.append(name + ' ran')\n"
+        + "            except PermissionError as e:\n"
+        + "                if str(e) != 'sandbox: ' + name + '() is not allowed for a controller':\n"
+        + "                    out.append(name + ' ' + str(e))\n"
+        + "            except Exception as e:\n                out.append(name + ' ' + type(e).__name__)\n"
+        + "        try:\n            __import__('os')\n            out.append('import ran')\n"
+        + "        except ImportError as e:\n"
+        + "            if \"sandbox: import of 'os'\" not in str(e):\n                out.append(str(e))\n"
+        + "        return '|'.join(out) or 'all refused'\n"
+    )
+    out = run_sandbox(job_for(code, runs=1), LIMITS)
+    assert out.kind == "ok", out.message
+    assert out.data is not None
+    assert out.data["cells"][0]["answers"][0][0] == "all refused"
+    # The module's own __builtins__ is the restricted table: globals() itself is refused.
+    via_globals = _PLAIN + "        g = globals()\n        return 'ran'\n"
+    out = run_sandbox(job_for(via_globals, runs=1), LIMITS)
+    assert out.kind == "error" and "globals() is not allowed" in out.message

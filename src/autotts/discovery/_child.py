@@ -35,8 +35,10 @@ import traceback
 import types
 from typing import Any
 
+import greenlet  # type: ignore[import-untyped]
+
 from autotts.discovery.validation import ALLOWED_IMPORTS, FORBIDDEN_NAMES
-from autotts.env.judged import Channel, JudgedSession, decode_episode
+from autotts.env.judged import Channel, JudgedSession, decode_batch, decode_mux, encode_mux
 
 _MAX_ANSWER_CHARS = 500
 _F64 = struct.Struct("<d")
@@ -295,8 +297,64 @@ def _close_other_fds(keep: set[int]) -> None:
                 pass
 
 
+class _SlotChannel:
+    """What a :class:`JudgedSession` of one episode of a batch talks to: the dispatcher greenlet."""
+
+    __slots__ = ("_main",)
+
+    def __init__(self, main: Any) -> None:
+        self._main = main
+
+    def request(self, body: bytes) -> bytes:
+        reply: bytes = self._main.switch(body)
+        return reply
+
+
+def _episode(cls: Any, beta: float | None, n_total: int, delta: int, chan: _SlotChannel) -> bytes:
+    """One episode in its greenlet: a fresh controller, ``solve``, and the final message (answer or failure)."""
+    try:
+        # A fresh instance per episode: no state carried from one run or question to the next.
+        controller = cls() if beta is None else cls(beta=beta)
+        answer = _answer_text(controller.solve(JudgedSession(chan, n_total, delta)))
+    except MemoryError:
+        return _failure_body("memory", "memory limit exceeded")
+    except BaseException as exc:
+        return _failure_body("exception", _tb_tail(exc))
+    return b"A\x00" if answer is None else b"A\x01" + answer.encode("utf-8", "replace")
+
+
+def _failure_body(kind: str, message: str) -> bytes:
+    return b"E" + json.dumps({"kind": kind, "message": message}).encode("utf-8")
+
+
+def _run_batch(chan: Any, cls: Any, episodes: list[tuple[float | None, int, int]]) -> None:
+    """Run a batch of episodes side by side, one greenlet each, exchanging one frame per step with the judge."""
+    main = greenlet.getcurrent()
+    slot_chan = _SlotChannel(main)
+    lets = [
+        greenlet.greenlet(lambda b=beta, n=n_total, d=delta: _episode(cls, b, n, d, slot_chan), parent=main)
+        for beta, n_total, delta in episodes
+    ]
+    pending: list[tuple[int, bytes | None]] = [(slot, None) for slot in range(len(lets))]
+    while True:
+        out = []
+        for slot, body in pending:
+            msg = lets[slot].switch() if body is None else lets[slot].switch(body)
+            if msg[:1] == b"E":  # the first failure ends the job: stop at once
+                chan.send(encode_mux([(slot, msg)]))
+                return
+            out.append((slot, msg))
+        chan.send(encode_mux(out))
+        if all(g.dead for g in lets):
+            return
+        reply = chan.recv()
+        if reply[:1] != b"M":
+            raise EOFError(f"unexpected message {reply[:1]!r} from the judge")
+        pending = list(decode_mux(reply[1:]))
+
+
 def _serve(chan: Any, cls: Any) -> None:
-    """Answer the judge: settings per β, then one ``solve`` per announced episode, until told to quit."""
+    """Answer the judge: settings per β, then batches of episodes, until told to quit."""
     while True:
         msg = chan.recv()
         tag = msg[:1]
@@ -315,21 +373,10 @@ def _serve(chan: Any, cls: Any) -> None:
                 return
             chan.send(b"S" + text.encode("utf-8", "replace"))
             continue
-        if tag != b"e":
+        if tag != b"b":
             _fail(chan, "protocol", f"unexpected message {tag!r} from the judge")
             return
-        beta, n_total, delta = decode_episode(msg[1:])
-        try:
-            # A fresh instance per episode: no state carried from one run or question to the next.
-            controller = cls() if beta is None else cls(beta=beta)
-            answer = _answer_text(controller.solve(JudgedSession(chan, n_total, delta)))
-        except MemoryError:
-            _fail(chan, "memory", "memory limit exceeded")
-            return
-        except BaseException as exc:
-            _fail(chan, "exception", _tb_tail(exc))
-            return
-        chan.send(b"A\x00" if answer is None else b"A\x01" + answer.encode("utf-8", "replace"))
+        _run_batch(chan, cls, decode_batch(msg[1:]))
 
 
 def main(argv: list[str]) -> int:

@@ -8,6 +8,12 @@ here as a request that the judge applies to its *own*
 sequential tokens, traces and notes are what this session recorded; the candidate only
 contributes its answer per episode.
 
+Episodes are played ``batch`` at a time: the candidate process runs each of them in a
+greenlet of its own, and one frame carries the pending request of every episode of the
+batch (one frame the replies), so a round trip costs the pipe once per step of the
+batch, not once per action. Episodes are independent, so the batching changes no result
+of a stateless controller.
+
 Episode order: without a secret the episodes run store by store, β by β, run by run,
 question by question (reversed for a reversed job). With a secret, every episode gets a
 key drawn from it and the episodes run in key order (descending when reversed), so the
@@ -26,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autotts.discovery.leak import action_signature, perturb_question
-from autotts.env.judged import Channel, decode_branches, encode_episode, encode_reveals
+from autotts.env.judged import Channel, decode_branches, decode_mux, encode_batch, encode_mux, encode_reveals
 from autotts.env.session import ReplaySession
 from autotts.errors import IllegalActionError
 from autotts.store.schema import ReplayQuestion
@@ -111,6 +117,7 @@ def judge(
     secret: bytes | None = None,
     reverse: bool = False,
     on_episode: Callable[[Mapping[str, Any]], None] | None = None,
+    batch: int = 32,
 ) -> dict[str, Any]:
     """Play every episode of a job against the candidate on ``chan``; return the judged cells.
 
@@ -144,28 +151,29 @@ def judge(
         for si in range(len(stores))
         for bi in range(len(betas))
     }
-    for key in episode_order(nqs, len(betas), runs, secret=secret, reverse=reverse):
-        si, bi, run, qi = key
-        beta = betas[bi]
-        where = {"stage": "solve", "store": si, "beta": beta, "run": run, "question": qi}
-        if on_episode is not None:
-            on_episode(where)
-        q = stores[si][qi]
-        order = orders[q.n_branches][run]
-        if leak_masks is not None:
-            if secret is None:
-                raise ValueError("a leak pass needs the evaluation's secret")
-            q = perturb_question(q, order, leak_masks.get(key, ()), seed=perturbation_seed(secret, key))
-        traced = run in trace_runs
-        session = ReplaySession(q, order, record=traced)
-        answer = _episode(chan, session, beta, q.delta, where)
-        cell = cells[(si, bi)]
-        ri = run_index[run]
-        cell.answers[ri][qi] = answer
-        cell.cost[ri][qi] = session.cost
-        cell.seq[ri][qi] = session.sequential_tokens
-        if traced:
-            cell.traces.append(_trace_record(session, run, qi, answer, events_cap, full=leak_masks is None))
+    keys = episode_order(nqs, len(betas), runs, secret=secret, reverse=reverse)
+    for start in range(0, len(keys), batch):
+        group = keys[start : start + batch]
+        sessions: list[ReplaySession] = []
+        for key in group:
+            si, bi, run, qi = key
+            q = stores[si][qi]
+            order = orders[q.n_branches][run]
+            if leak_masks is not None:
+                if secret is None:
+                    raise ValueError("a leak pass needs the evaluation's secret")
+                q = perturb_question(q, order, leak_masks.get(key, ()), seed=perturbation_seed(secret, key))
+            sessions.append(ReplaySession(q, order, record=run in trace_runs))
+        answers = _play_batch(chan, group, sessions, betas, on_episode)
+        for key, session, answer in zip(group, sessions, answers, strict=True):
+            si, bi, run, qi = key
+            cell = cells[(si, bi)]
+            ri = run_index[run]
+            cell.answers[ri][qi] = answer
+            cell.cost[ri][qi] = session.cost
+            cell.seq[ri][qi] = session.sequential_tokens
+            if run in trace_runs:
+                cell.traces.append(_trace_record(session, run, qi, answer, events_cap, full=leak_masks is None))
     chan.send(b"q")
     out_cells = []
     for (si, bi), cell in sorted(cells.items()):
@@ -181,6 +189,62 @@ def judge(
             }
         )
     return {"ok": True, "cells": out_cells, "settings": settings}
+
+
+def _where(key: EpisodeKey, betas: Sequence[float | None]) -> dict[str, Any]:
+    si, bi, run, qi = key
+    return {"stage": "solve", "store": si, "beta": betas[bi], "run": run, "question": qi}
+
+
+def _play_batch(
+    chan: Channel,
+    group: Sequence[EpisodeKey],
+    sessions: Sequence[ReplaySession],
+    betas: Sequence[float | None],
+    on_episode: Callable[[Mapping[str, Any]], None] | None,
+) -> list[str | None]:
+    """Run several episodes at once: one frame carries every waiting episode's request, one frame the replies."""
+    chan.send(encode_batch([(betas[k[1]], s.n_total, s.delta) for k, s in zip(group, sessions, strict=True)]))
+    answers: list[str | None] = [None] * len(group)
+    remaining = set(range(len(group)))
+    while True:
+        if on_episode is not None:
+            on_episode(_where(group[min(remaining)], betas))
+        frame = chan.recv()
+        if frame[:1] != b"M":
+            if frame[:1] == b"E":
+                raise _failure(frame, _where(group[min(remaining)], betas))
+            raise ProtocolError(f"expected a multiplexed frame, got {frame[:1]!r}")
+        try:
+            items = decode_mux(frame[1:])
+        except (ValueError, struct.error) as exc:
+            raise ProtocolError(f"malformed frame: {exc}") from None
+        replies: list[tuple[int, bytes]] = []
+        for slot, body in items:
+            if slot not in remaining:
+                raise ProtocolError(f"request for episode slot {slot}, which is not running")
+            tag = body[:1]
+            if tag == b"A":
+                answers[slot] = _answer(body)
+                remaining.discard(slot)
+            elif tag == b"E":
+                raise _failure(body, _where(group[slot], betas))
+            else:
+                replies.append((slot, _serve(sessions[slot], body)))
+        if not remaining:
+            if replies:
+                raise ProtocolError("requests after every episode of the batch had answered")
+            return answers
+        if not replies:
+            raise ProtocolError("a frame without requests while episodes are still running")
+        chan.send(encode_mux(replies))
+
+
+def _answer(body: bytes) -> str | None:
+    if body[1:2] == b"\x00":
+        return None
+    text = body[2:].decode("utf-8", "replace")
+    return text if len(text) <= _MAX_ANSWER_CHARS else text[:_MAX_ANSWER_CHARS] + "\u2026"
 
 
 def _expect_ready(hello: bytes, where: Mapping[str, Any]) -> None:
@@ -199,58 +263,41 @@ def _failure(body: bytes, where: Mapping[str, Any]) -> CandidateFailure:
     return CandidateFailure(kind, message[-3000:], dict(where))
 
 
-def _episode(
-    chan: Channel, session: ReplaySession, beta: float | None, delta: int, where: Mapping[str, Any]
-) -> str | None:
-    """Serve one episode's requests until the candidate answers."""
-    send, recv = chan.send, chan.recv
-    send(encode_episode(beta, session.n_total, delta))
-    while True:
-        body = recv()
-        tag = body[:1]
-        try:
-            if tag == b"a":
-                (b,) = _I32.unpack(body[1:])
-                r = session.advance(b)
-                send(encode_reveals(((r.branch, r.answer, r.finished, r.cost),)))
-            elif tag == b"m":
-                ids = decode_branches(body[1:])
-                done: list[tuple[int, str, bool, int]] = []
-                illegal = ""
-                for b in ids:
-                    try:
-                        r = session.advance(b)
-                    except IllegalActionError as exc:
-                        illegal = str(exc)
-                        break
-                    done.append((r.branch, r.answer, r.finished, r.cost))
-                send(encode_reveals(done, illegal))
-            elif tag == b"o" or tag == b"r":
-                got = session.open() if tag == b"o" else session.read()
-                send(b"0" if got is None else encode_reveals(((got.branch, got.answer, got.finished, got.cost),)))
-            elif tag == b"p":
-                (b,) = _I32.unpack(body[1:])
-                session.prune(b)
-                send(b"k")
-            elif tag == b"n":
-                if len(session.notes) < _MAX_NOTES:
-                    session.note(body[1 : 1 + 4 * _MAX_NOTE_CHARS].decode("utf-8", "replace")[:_MAX_NOTE_CHARS])
-                send(b"k")
-            elif tag == b"A":
-                if body[1:2] == b"\x00":
-                    return None
-                text = body[2:].decode("utf-8", "replace")
-                return text if len(text) <= _MAX_ANSWER_CHARS else text[:_MAX_ANSWER_CHARS] + "\u2026"
-            elif tag == b"E":
-                raise _failure(body, where)
-            else:
-                raise ProtocolError(f"unknown request {tag!r}")
-        except IllegalActionError as exc:
-            send(b"x" + str(exc).encode("utf-8"))
-        except struct.error as exc:
-            raise ProtocolError(f"malformed request {tag!r}: {exc}") from None
-        except ValueError as exc:
-            raise ProtocolError(f"malformed request {tag!r}: {exc}") from None
+def _serve(session: ReplaySession, body: bytes) -> bytes:
+    """Apply one action request to the judge's session and return the reply."""
+    tag = body[:1]
+    try:
+        if tag == b"a":
+            (b,) = _I32.unpack(body[1:])
+            r = session.advance(b)
+            return encode_reveals(((r.branch, r.answer, r.finished, r.cost),))
+        if tag == b"m":
+            done: list[tuple[int, str, bool, int]] = []
+            illegal = ""
+            for b in decode_branches(body[1:]):
+                try:
+                    r = session.advance(b)
+                except IllegalActionError as exc:
+                    illegal = str(exc)
+                    break
+                done.append((r.branch, r.answer, r.finished, r.cost))
+            return encode_reveals(done, illegal)
+        if tag == b"o" or tag == b"r":
+            got = session.open() if tag == b"o" else session.read()
+            return b"0" if got is None else encode_reveals(((got.branch, got.answer, got.finished, got.cost),))
+        if tag == b"p":
+            (b,) = _I32.unpack(body[1:])
+            session.prune(b)
+            return b"k"
+        if tag == b"n":
+            if len(session.notes) < _MAX_NOTES:
+                session.note(body[1 : 1 + 4 * _MAX_NOTE_CHARS].decode("utf-8", "replace")[:_MAX_NOTE_CHARS])
+            return b"k"
+    except IllegalActionError as exc:
+        return b"x" + str(exc).encode("utf-8")
+    except (struct.error, ValueError) as exc:
+        raise ProtocolError(f"malformed request {tag!r}: {exc}") from None
+    raise ProtocolError(f"unknown request {tag!r}")
 
 
 def _trace_record(

@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from autotts.env.session import ACTION_NAMES, ADVANCE, OPEN, PRUNE, READ, BranchView, Reveal, TraceEvent
 from autotts.errors import IllegalActionError, StoreExhaustedError
@@ -160,6 +161,57 @@ def decode_branches(body: bytes) -> list[int]:
     return list(struct.unpack_from(f"<{n}i", body, 4))
 
 
+class Requester(Protocol):
+    """Anything that sends one request to the judge and returns its reply."""
+
+    def request(self, body: bytes) -> bytes:
+        """One round trip."""
+        ...
+
+
+_MUX = struct.Struct("<HI")
+
+
+def encode_mux(items: Sequence[tuple[int, bytes]]) -> bytes:
+    """``M`` frame: several episodes' messages at once, ``u16 n`` + n × (``u16 slot, u32 len`` + body)."""
+    parts = [b"M", _COUNT.pack(len(items))]
+    for slot, body in items:
+        parts.append(_MUX.pack(slot, len(body)))
+        parts.append(body)
+    return b"".join(parts)
+
+
+def decode_mux(body: bytes) -> list[tuple[int, bytes]]:
+    """Inverse of :func:`encode_mux` (body without the leading ``M``)."""
+    (n,) = _COUNT.unpack_from(body, 0)
+    pos = 2
+    out = []
+    for _ in range(n):
+        slot, ln = _MUX.unpack_from(body, pos)
+        pos += _MUX.size
+        if pos + ln > len(body):
+            raise ValueError("truncated multiplexed frame")
+        out.append((slot, body[pos : pos + ln]))
+        pos += ln
+    if pos != len(body):
+        raise ValueError("trailing bytes in a multiplexed frame")
+    return out
+
+
+def encode_batch(episodes: Sequence[tuple[float | None, int, int]]) -> bytes:
+    """``b`` frame: start several episodes at once (slot = position), each ``f64 β, u32 n_total, u32 Δ``."""
+    return b"b" + _COUNT.pack(len(episodes)) + b"".join(encode_episode(*e)[1:] for e in episodes)
+
+
+def decode_batch(body: bytes) -> list[tuple[float | None, int, int]]:
+    """Inverse of :func:`encode_batch` (body without the leading ``b``)."""
+    (n,) = _COUNT.unpack_from(body, 0)
+    size = _EPISODE.size
+    if len(body) != 2 + n * size:
+        raise ValueError("malformed batch")
+    return [decode_episode(body[2 + i * size : 2 + (i + 1) * size]) for i in range(n)]
+
+
 class JudgedSession:
     """The session API of :class:`~autotts.env.session.ReplaySession`, answered by a judge.
 
@@ -183,7 +235,7 @@ class JudgedSession:
         "_tokens",
     )
 
-    def __init__(self, channel: Channel, n_total: int, delta: int) -> None:
+    def __init__(self, channel: Requester, n_total: int, delta: int) -> None:
         self._chan = channel
         self._n_total = n_total
         self._delta = delta
