@@ -1,5 +1,9 @@
 """What the discovery judge costs: per-action round trips and a judged β sweep vs in-process replay.
 
+The judge plays up to 1,024 episodes at a time (one greenlet each in the candidate process),
+so in a sweep one round trip carries one action of every running episode; the per-action
+table below is the unbatched worst case (a single episode, one action per round trip).
+
 Prints three tables:
 
 1. per-action latency of a judged session (candidate process -> pipe -> judge -> pipe), median
@@ -26,6 +30,7 @@ import argparse
 import inspect
 import itertools
 import os
+import resource
 import statistics
 import sys
 import time
@@ -36,7 +41,7 @@ from autotts.controllers import cmc as cmc_mod
 from autotts.controllers import parallel_probe as pp_mod
 from autotts.discovery import sandbox as sb
 from autotts.discovery.sandbox import SandboxJob, SandboxLimits, StorePayload, orders_for, run_sandbox
-from autotts.env.judged import Channel
+from autotts.env.judged import Channel, decode_mux
 from autotts.env.session import ReplaySession
 from autotts.evaluation.protocols import Protocol
 from autotts.store import load_stores
@@ -96,7 +101,9 @@ class TimingChannel(Channel):
 
     def recv(self) -> bytes:
         body = super().recv()
-        TimingChannel.log.append((time.perf_counter_ns(), body[:1]))
+        t = time.perf_counter_ns()
+        tag = decode_mux(body[1:])[0][1][:1] if body[:1] == b"M" else body[:1]
+        TimingChannel.log.append((t, tag))
         return body
 
 
@@ -110,6 +117,7 @@ def load_store(path: Path) -> ReplayStore:
 
 def per_action(store: ReplayStore) -> None:
     """Round trip per request, judge side, for a candidate that only acts."""
+    # Batches of one episode, so every frame is one action.
     payload = [StorePayload(store.name, tuple(store.replay[:10]))]
     orders = orders_for(payload, [0], Protocol().order)
     rows = []
@@ -120,7 +128,7 @@ def per_action(store: ReplayStore) -> None:
         TimingChannel.log = []
         sb.Channel = TimingChannel  # type: ignore[misc]
         try:
-            out = run_sandbox(SandboxJob(code, cls, payload, [None], [0], orders), LIMITS)
+            out = run_sandbox(SandboxJob(code, cls, payload, [None], [0], orders, batch=1), LIMITS)
         finally:
             sb.Channel = Channel  # type: ignore[misc]
         assert out.kind == "ok", out.message
@@ -162,24 +170,31 @@ def per_action(store: ReplayStore) -> None:
         print(f"{kind:<18} {n:>7} {med:>14.1f} {p99:>11.1f} {statistics.median(inproc[kind]):>18.2f}")
 
 
-def in_process(cls: Any, store: ReplayStore, runs: int) -> float:
+def in_process(cls: Any, store: ReplayStore, runs: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of the sweep replayed in this process."""
     proto = Protocol()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for beta in BETAS:
         for run in range(runs):
             for q in store.replay:
                 cls(beta=beta).solve(ReplaySession(q, proto.order(q.n_branches, run), record=False))
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c
 
 
-def judged(code: str, cls_name: str, store: ReplayStore, runs: int) -> float:
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def judged(code: str, cls_name: str, store: ReplayStore, runs: int) -> tuple[float, float, float]:
+    """(wall, judge CPU, candidate-process CPU) seconds of the judged sweep."""
     payload = [StorePayload(store.name, tuple(store.replay))]
     orders = orders_for(payload, range(runs), Protocol().order)
-    t = time.perf_counter()
+    t, c, k = time.perf_counter(), time.process_time(), _children_cpu()
     out = run_sandbox(
         SandboxJob(code, cls_name, payload, BETAS, list(range(runs)), orders, secret=os.urandom(32)), LIMITS
     )
-    took = time.perf_counter() - t
+    took = time.perf_counter() - t, time.process_time() - c, _children_cpu() - k
     if out.kind != "ok":
         raise SystemExit(f"{cls_name}: {out.kind}: {out.message}")
     return took
@@ -204,7 +219,10 @@ def main() -> None:
     ns: dict[str, Any] = {}
     exec(compile(pp_code, "pp_beta", "exec"), ns)
     print(f"\nβ sweep: {len(BETAS)} β x {args.runs} runs x {len(store)} questions, best of {args.repeats}, seconds")
-    print(f"{'controller':<22} {'in-process':>11} {'judged':>9} {'ratio':>7}")
+    print(
+        f"{'controller':<24} {'in-process wall':>15} {'judged wall':>11} {'ratio':>6} "
+        f"{'in-process CPU':>14} {'judged CPU (judge + candidate)':>30} {'ratio':>6}"
+    )
     for label, code, cls_name, cls in (
         ("CMC (Python)", cmc_code, "ConfidenceMomentum", cmc_mod.ConfidenceMomentum),
         ("Parallel-Probe (Python)", pp_code, "ParallelProbeBeta", ns["ParallelProbeBeta"]),
@@ -213,7 +231,11 @@ def main() -> None:
             continue
         a = min(in_process(cls, store, args.runs) for _ in range(args.repeats))
         b = min(judged(code, cls_name, store, args.runs) for _ in range(args.repeats))
-        print(f"{label:<22} {a:>11.2f} {b:>9.2f} {b / a:>6.2f}x")
+        cpu = b[1] + b[2]
+        print(
+            f"{label:<24} {a[0]:>15.2f} {b[0]:>11.2f} {b[0] / a[0]:>5.1f}x {a[1]:>14.2f} "
+            f"{cpu:>18.2f} ({b[1]:.2f} + {b[2]:.2f}) {cpu / a[1]:>5.1f}x"
+        )
 
 
 if __name__ == "__main__":

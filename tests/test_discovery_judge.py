@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import threading
@@ -241,3 +242,33 @@ def test_process_only_isolation_is_accepted_and_warned_about(tmp_path: Path) -> 
     records = DiscoveryLoop.resume(tmp_path / "run").run_dir.candidates()
     assert [r.status.value for r in records] == ["ok"]
     assert (tmp_path / "run" / "rounds" / "r01" / "c01" / "judge.json").is_file()
+
+
+def test_ray_backend_gives_the_local_results() -> None:
+    """Judge/candidate pairs as Ray tasks: the same statuses, curves and traces as local, for a fixed secret."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    from autotts.discovery import remote
+    from autotts.discovery.evaluate import EvalContext, evaluate_candidate
+    from autotts.discovery.records import Status
+    from autotts.discovery.sandbox import SandboxLimits
+    from tests.discovery_support import GOOD, PEEKER
+
+    base = EvalContext(
+        stores=[STORE],
+        betas=[0.0, 1.0],
+        runs=2,
+        protocol=Protocol(),
+        limits=SandboxLimits(cpu_seconds=5, wall_seconds=60, memory_mb=600),
+        secret=b"s" * 32,
+    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        local = evaluate_candidate(GOOD, base)
+        on_ray = evaluate_candidate(GOOD, dataclasses.replace(base, backend="ray"))
+        assert local.status is on_ray.status is Status.OK, (local.message, on_ray.message)
+        assert (local.curves, local.episodes, local.settings) == (on_ray.curves, on_ray.episodes, on_ray.settings)
+        # The peeker's reads depend on object addresses in its own process: leaked on both.
+        assert evaluate_candidate(PEEKER, dataclasses.replace(base, backend="ray")).status is Status.LEAKED
+    finally:
+        remote.shutdown()
+        ray.shutdown()

@@ -25,7 +25,8 @@ from typing import Any
 
 from autotts.discovery.monotone import full_budget_findings, monotone_findings
 from autotts.discovery.records import CandidateRecord, CurvePoint, Finding, Status, Usage, mean_curve
-from autotts.discovery.sandbox import SandboxJob, SandboxLimits, SandboxOutcome, StorePayload, orders_for, run_sandbox
+from autotts.discovery.remote import run_judged
+from autotts.discovery.sandbox import SandboxJob, SandboxLimits, SandboxOutcome, StorePayload, orders_for
 from autotts.discovery.validation import validate_source
 from autotts.evaluation.protocols import Protocol
 from autotts.store.schema import ReplayStore
@@ -76,6 +77,9 @@ class EvalContext:
     monotone_tolerance: float = 0.02
     full_budget_fraction: float = 0.25
     full_budget_tokens: Mapping[str, float] = field(default_factory=dict)
+    backend: str = "local"
+    """Where judge/candidate pairs run: ``local`` or ``ray`` (identical results)."""
+    ray_address: str = ""
     secret: bytes | None = None
     """Fixes the evaluation's secret (tests, reproductions); None draws a fresh one from ``os.urandom``."""
 
@@ -273,10 +277,13 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
             wall_seconds=min(ctx.limits.wall_seconds, max(8.0, ctx.limits.wall_seconds / 10)),
             memory_mb=ctx.limits.memory_mb,
             output_mb=ctx.limits.output_mb,
+            isolation=ctx.limits.isolation,
         )
-        smoke = run_sandbox(
+        smoke = run_judged(
             SandboxJob(code, v.class_name, payloads, smoke_betas, [0], orders, n_questions=_SMOKE_QUESTIONS),
             smoke_limits,
+            ctx.backend,
+            ctx.ray_address,
         )
         if smoke.kind != "ok":
             return _failure(smoke, "smoke", v.class_name, t0)
@@ -286,7 +293,7 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
     leak_runs = _leak_runs(secret, ctx) if ctx.leak else []
     trace_runs = sorted(set(range(min(ctx.trace_runs, ctx.runs))) | set(leak_runs))
     sweep_job = SandboxJob(code, v.class_name, payloads, betas, runs, orders, trace_runs=trace_runs, secret=secret)
-    sweep = run_sandbox(sweep_job, ctx.limits)
+    sweep = run_judged(sweep_job, ctx.limits, ctx.backend, ctx.ray_address)
     if sweep.kind != "ok" or sweep.data is None:
         return _failure(sweep, "sweep", v.class_name, t0)
     nqs = [len(s.replay) for s in ctx.stores]
@@ -341,7 +348,7 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
             reverse=True,
             secret=secret,
         )
-        leak = run_sandbox(leak_job, ctx.limits)
+        leak = run_judged(leak_job, ctx.limits, ctx.backend, ctx.ray_address)
         if leak.kind != "ok" or leak.data is None:
             msg = (
                 "behaved differently when unrevealed data were replaced and episodes replayed in reverse order: "

@@ -117,7 +117,7 @@ def judge(
     secret: bytes | None = None,
     reverse: bool = False,
     on_episode: Callable[[Mapping[str, Any]], None] | None = None,
-    batch: int = 32,
+    batch: int = 4096,
 ) -> dict[str, Any]:
     """Play every episode of a job against the candidate on ``chan``; return the judged cells.
 

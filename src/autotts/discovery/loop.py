@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from autotts.discovery import remote
 from autotts.discovery.config import DiscoverConfig
 from autotts.discovery.digest import build_digest
 from autotts.discovery.errors import ProposerError
@@ -195,6 +196,8 @@ class DiscoveryLoop:
                 c.sandbox.isolation,
             ),
             require_beta=c.require_beta,
+            backend=c.sandbox.backend,
+            ray_address=c.sandbox.ray_address,
             trace_runs=c.prompt.trace_runs,
             leak=c.checks.leak,
             leak_runs=c.checks.leak_runs,
@@ -481,3 +484,4 @@ class DiscoveryLoop:
         finally:
             if self._proposer is not None:
                 self._proposer.close()
+            remote.shutdown()

@@ -96,6 +96,8 @@ class SandboxJob:
     reverse: bool = False
     secret: bytes | None = None
     """The evaluation's secret: episode order and leak perturbation are drawn from it."""
+    batch: int = 4096
+    """Episodes played side by side (one round trip carries one request of each)."""
 
 
 @dataclass(frozen=True)
@@ -221,6 +223,7 @@ def run_sandbox(job: SandboxJob, limits: SandboxLimits) -> SandboxOutcome:
                 secret=job.secret,
                 reverse=job.reverse,
                 on_episode=lambda w: where.update(w),
+                batch=job.batch,
             )
             try:
                 proc.wait(timeout=5)
