@@ -19,17 +19,30 @@ loaded before a process pool forks is laid out once and shared by every worker.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import special
 
-from autotts.evaluation.protocols import Protocol
+from autotts.env.protocols import Protocol
 from autotts.store.schema import ERR, ReplayStore
 
 _LAYOUT_KEY = "_engine_layout"
 _LOCK = threading.Lock()
+
+
+class KernelStore(NamedTuple):
+    """The store arrays every kernel reads, handed over as one argument (numba accepts named tuples)."""
+
+    probes: NDArray[np.int32]
+    n_probes: NDArray[np.int32]
+    finals: NDArray[np.int32]
+    branch_tokens: NDArray[np.int64]
+    question_delta: NDArray[np.int64]
+    err_code: NDArray[np.int32]
+    max_vocab: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,6 +59,14 @@ class StoreLayout:
     gold: NDArray[np.int32]
     vocabs: tuple[tuple[str, ...], ...]
     max_vocab: int
+    kernel_store: KernelStore = field(init=False, repr=False)
+    """The arrays in the one grouped argument the kernels take."""
+
+    def __post_init__(self) -> None:
+        arrays = KernelStore(
+            self.probes, self.n_probes, self.finals, self.tokens, self.delta, self.err, int(self.max_vocab)
+        )
+        object.__setattr__(self, "kernel_store", arrays)
 
     @property
     def n_questions(self) -> int:
@@ -130,12 +151,12 @@ def layout_of(store: ReplayStore) -> StoreLayout:
     return cached
 
 
-@dataclass(frozen=True, eq=False)
-class Orders:
+class Orders(NamedTuple):
     """Branch orders of every (run, question): ``table[kind[q], r, :length[kind[q]]]``.
 
     Questions with the same number of branches share one order table (the protocols
-    depend only on that number and the run).
+    depend only on that number and the run). A named tuple, so that kernels take it as
+    one argument.
     """
 
     table: NDArray[np.int32]
@@ -186,7 +207,7 @@ _CONFIDENCE: dict[int, NDArray[np.float64]] = {}
 def confidence_table(max_count: int) -> NDArray[np.float64]:
     """``table[top1, top2] == beta_confidence(top1, top2)`` for counts ``0 .. max_count``.
 
-    Computed with the same scipy distribution function, on arrays instead of scalars:
+    Computed with the same scipy function as :func:`autotts.voting.beta_confidence`, on arrays instead of scalars:
     the ufunc evaluates every element with the same scalar routine, so each entry is
     bit-identical to the cached scalar helper (``tests/test_engine_tables.py`` checks
     every entry). ``top1 == 0`` gives 0, as in the helper.
@@ -195,10 +216,8 @@ def confidence_table(max_count: int) -> NDArray[np.float64]:
     for have, table in _CONFIDENCE.items():
         if have >= size:
             return table
-    from scipy import stats
-
     top1, top2 = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
-    values = 1.0 - stats.beta.cdf(0.5, top1 + 1, top2 + 1)
+    values = 1.0 - special.betainc(top1 + 1, top2 + 1, 0.5)
     table = np.where(top1 <= 0, 0.0, values).astype(np.float64)
     table = np.ascontiguousarray(table)
     table.setflags(write=False)

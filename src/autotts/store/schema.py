@@ -12,6 +12,7 @@ answer is kept apart from the data a controller may touch.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -79,30 +80,33 @@ class ReplayQuestion:
         return len(self.tokens)
 
 
+class _Codes(dict[str, int]):
+    """Answer → code, handing the next free code to an answer on its first lookup.
+
+    ``map(codes.__getitem__, answers)`` then interns a whole probe list at C speed; only
+    new answers reach :meth:`__missing__`.
+    """
+
+    def __missing__(self, answer: str) -> int:
+        code = self[answer] = len(self)
+        return code
+
+
 def intern_question(question: Question) -> tuple[ReplayQuestion, int]:
     """Intern a question's answers; return its replay view and the gold code (-1 if unseen).
 
     Codes follow first appearance (branch by branch, probes then final), so the
     interning is deterministic and independent of any run order.
     """
-    codes: dict[str, int] = {}
-    vocab: list[str] = []
-
-    def code(answer: str) -> int:
-        found = codes.get(answer)
-        if found is None:
-            found = len(vocab)
-            codes[answer] = found
-            vocab.append(answer)
-        return found
-
+    codes = _Codes()
+    code = codes.__getitem__  # a new answer gets the next code (see _Codes.__missing__)
     probes = []
     finals = []
     for branch in question.branches:
-        probes.append(tuple(code(a) for a in branch.probes))
+        probes.append(tuple(map(code, branch.probes)))
         finals.append(code(branch.final))
     replay = ReplayQuestion(
-        vocab=tuple(vocab),
+        vocab=tuple(codes),  # insertion order is code order
         probes=tuple(probes),
         tokens=tuple(b.tokens for b in question.branches),
         finals=tuple(finals),
@@ -167,6 +171,22 @@ class ReplayStore:
     def golds(self) -> tuple[str, ...]:
         """Gold answers, for grading outside the session."""
         return self._interned[1]
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hex SHA-256 of the store's content (questions, gold answers, branches; not its name or source).
+
+        Two stores with the same name but different data get different fingerprints, which
+        is how evaluation records tell them apart. Computed once per store object from the
+        question objects (tens of milliseconds for a 30-question, 128-branch store).
+        """
+        h = hashlib.sha256()
+        for q in self.questions:
+            # Strings, not interned codes: a store read from Parquet (codes as stored) and
+            # the same store read from JSON (codes recomputed) must hash the same.
+            h.update(repr((q.id, q.text, q.gold, q.delta, len(q.branches))).encode())
+            h.update(repr([(b.probes, b.tokens, b.final) for b in q.branches]).encode())
+        return h.hexdigest()
 
     def __repr__(self) -> str:
         return f"ReplayStore({self.name!r}, questions={len(self.questions)})"
