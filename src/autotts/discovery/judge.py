@@ -117,7 +117,7 @@ def judge(
     secret: bytes | None = None,
     reverse: bool = False,
     on_episode: Callable[[Mapping[str, Any]], None] | None = None,
-    batch: int = 4096,
+    batch: int = 1024,
 ) -> dict[str, Any]:
     """Play every episode of a job against the candidate on ``chan``; return the judged cells.
 

@@ -96,7 +96,7 @@ class SandboxJob:
     reverse: bool = False
     secret: bytes | None = None
     """The evaluation's secret: episode order and leak perturbation are drawn from it."""
-    batch: int = 4096
+    batch: int = 1024
     """Episodes played side by side (one round trip carries one request of each)."""
 
 
