@@ -7,6 +7,7 @@ import inspect
 import pytest
 
 from autotts.controllers import BetaController, ControllerSpec, clamp_beta, registry
+from autotts.errors import ControllerSpecError
 
 
 def beta_builtins() -> list[str]:
@@ -23,8 +24,12 @@ def test_every_beta_taking_builtin_derives_from_beta_controller() -> None:
 @pytest.mark.parametrize("name", beta_builtins())
 @pytest.mark.parametrize(("given", "clipped"), [(-2.0, 0.0), (0.25, 0.25), (3.0, 1.0)])
 def test_beta_is_clipped_and_drives_the_schedule(name: str, given: float, clipped: float) -> None:
-    controller = ControllerSpec.parse(f"{name}:beta={given}").build()
+    # The class clips β; a spec (CLI, evaluate()) refuses an out-of-range β before building.
+    controller = registry()[name](beta=given)
     assert isinstance(controller, BetaController)
+    if not 0.0 <= given <= 1.0:
+        with pytest.raises(ControllerSpecError, match=r"beta must be a number in \[0, 1\]"):
+            ControllerSpec.parse(f"{name}:beta={given}")
     assert controller.beta == clipped
     assert type(controller).schedule(given) == type(controller).schedule(clipped)
     scheduled = type(controller).schedule(clipped)

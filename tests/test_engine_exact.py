@@ -227,9 +227,13 @@ def test_every_registered_builtin_has_a_kernel() -> None:
 
 
 def test_every_kernel_compiles() -> None:
+    from autotts.engine import kernels
     from autotts.engine.dispatch import KERNELS, warm
 
     warm(KERNELS)  # raises if a kernel fails to type or compile
+    compiled = [getattr(kernels, name) for name in dir(kernels) if name.endswith("_kernel")]
+    assert len(compiled) == len(KERNELS)
+    assert [k.__name__ for k in compiled if not k.signatures] == []  # each has a compiled signature now
 
 
 def test_processes_backend_forks_after_preparing_and_agrees_with_serial() -> None:
