@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from autotts.discovery.evaluate import EvalContext, Evaluation, evaluate_candidate
@@ -18,6 +19,7 @@ from autotts.discovery.records import CurvePoint, Status
 from autotts.discovery.sandbox import SandboxLimits
 from autotts.env.session import ReplaySession
 from autotts.evaluation.protocols import Protocol
+from autotts.evaluation.results import grade, summarize
 from autotts.store.schema import ReplayStore
 from tests import discovery_attacks as atk
 from tests.discovery_support import make_store, save_json_store
@@ -93,21 +95,23 @@ def test_reading_a_store_file_by_path_gains_nothing(tmp_path: Path) -> None:
 def stateless_curves(code: str, store: ReplayStore, betas: list[float], runs: int) -> dict[str, Any]:
     """The controller run honestly: in this process, a fresh module (fresh globals) for every episode."""
     compiled = compile(code, "attacker", "exec")
-    golds = store.golds
     points = []
     for beta in betas:
-        correct = cost = seq = 0
+        answers, cost, seq = [], [], []
         for run in range(runs):
-            for qi, q in enumerate(store.replay):
+            row_a, row_c, row_s = [], [], []
+            for q in store.replay:
                 ns: dict[str, Any] = {}
                 exec(compiled, ns)
                 s = ReplaySession(q, Protocol().order(q.n_branches, run), record=False)
-                answer = ns["Controller"](beta=beta).solve(s)
-                correct += answer is not None and answer == golds[qi]
-                cost += s.cost
-                seq += s.sequential_tokens
-        n = runs * len(store.replay)
-        points.append(CurvePoint(beta, 100.0 * correct / n, cost / n, seq / n))
+                row_a.append(ns["Controller"](beta=beta).solve(s))
+                row_c.append(s.cost)
+                row_s.append(s.sequential_tokens)
+            answers.append(row_a)
+            cost.append(row_c)
+            seq.append(row_s)
+        summary = summarize(grade(answers, store.golds), np.array(cost, np.int64), np.array(seq, np.int64))
+        points.append(CurvePoint(beta, summary.accuracy, summary.tokens, summary.sequential_tokens))
     return {store.name: tuple(points)}
 
 

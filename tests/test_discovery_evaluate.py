@@ -245,11 +245,11 @@ def test_leak_pass_replays_the_sweep_order_reversed(monkeypatch: pytest.MonkeyPa
 
     jobs: list[SandboxJob] = []
 
-    def recording(job: SandboxJob, limits: SandboxLimits) -> object:
+    def recording(job: SandboxJob, limits: SandboxLimits, backend: str = "local", address: str = "") -> object:
         jobs.append(job)
         return run_sandbox(job, limits)
 
-    monkeypatch.setattr(ev_mod, "run_sandbox", recording)
+    monkeypatch.setattr(ev_mod, "run_judged", recording)
     ev = evaluate_candidate(GOOD, ctx(smoke=False, runs=4, leak_runs=2))
     assert ev.status is Status.OK, ev.message
     sweep, leak = jobs

@@ -23,12 +23,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from autotts.discovery.monotone import full_budget_findings, monotone_findings
 from autotts.discovery.records import CandidateRecord, CurvePoint, Finding, Status, Usage, mean_curve
 from autotts.discovery.remote import run_judged
 from autotts.discovery.sandbox import SandboxJob, SandboxLimits, SandboxOutcome, StorePayload, orders_for
 from autotts.discovery.validation import validate_source
 from autotts.evaluation.protocols import Protocol
+from autotts.evaluation.results import CellResult, grade
 from autotts.store.schema import ReplayStore
 
 log = logging.getLogger(__name__)
@@ -164,6 +167,30 @@ def _check_cells(data: Mapping[str, Any], n_stores: int, n_betas: int, n_runs: i
     return ""
 
 
+def cell_records(
+    ctx: EvalContext, data: Mapping[str, Any], betas: Sequence[float | None]
+) -> list[tuple[int, float | None, CellResult]]:
+    """The judged arrays of every (store, β) as the project's one evaluation record, graded by its one rule."""
+    out = []
+    for cell in data["cells"]:
+        store = ctx.stores[cell["store"]]
+        beta = betas[cell["beta_index"]]
+        record = CellResult(
+            store=store.name,
+            model=store.meta.model,
+            benchmark=store.meta.benchmark,
+            controller="candidate",
+            params={} if beta is None else {"beta": beta},
+            protocol=ctx.protocol.label,
+            correct=grade(cell["answers"], store.golds),
+            cost=np.asarray(cell["cost"], dtype=np.int64),
+            sequential=np.asarray(cell["seq"], dtype=np.int64),
+            answers=tuple(tuple(row) for row in cell["answers"]),
+        )
+        out.append((int(cell["store"]), beta, record))
+    return out
+
+
 def _grade(
     ctx: EvalContext,
     data: Mapping[str, Any],
@@ -171,33 +198,24 @@ def _grade(
 ) -> tuple[dict[str, tuple[CurvePoint, ...]], list[Episode]]:
     curves: dict[str, list[CurvePoint]] = {s.name: [] for s in ctx.stores}
     episodes: list[Episode] = []
-    for cell in data["cells"]:
-        store = ctx.stores[cell["store"]]
-        beta = betas[cell["beta_index"]]
+    for (si, beta, record), cell in zip(cell_records(ctx, data, betas), data["cells"], strict=True):
+        store = ctx.stores[si]
         golds = store.golds
-        answers = cell["answers"]
-        n_runs = len(answers)
-        nq = len(golds)
-        correct = sum(1 for row in answers for qi, a in enumerate(row) if a is not None and a == golds[qi])
-        total = n_runs * nq
-        cost = sum(int(x) for row in cell["cost"] for x in row)
-        seq = sum(int(x) for row in cell["seq"] for x in row)
-        n = max(1, total)
-        curves[store.name].append(CurvePoint(beta, 100.0 * correct / n, cost / n, seq / n))
+        curves[store.name].append(CurvePoint(beta, record.accuracy, record.tokens, record.sequential_tokens))
         for tr in cell.get("traces", []):
             qi = int(tr["question"])
+            run = int(tr["run"])
             events = tuple(tuple(e) for e in tr.get("events", []))
             revealed = {e[3] for e in events if e[3] is not None}
-            ans = tr.get("answer")
             episodes.append(
                 Episode(
                     store=store.name,
                     beta=beta,
-                    run=int(tr["run"]),
+                    run=run,
                     question=qi,
-                    answer=ans,
-                    correct=ans is not None and ans == golds[qi],
-                    cost=int(cell["cost"][int(tr["run"])][qi]),
+                    answer=tr.get("answer"),
+                    correct=bool(record.correct[run, qi]),
+                    cost=int(record.cost[run, qi]),
                     events=events,
                     branches=tuple((int(b[0]), bool(b[1]), bool(b[2])) for b in tr.get("branches", [])),
                     n_total=int(tr.get("n_total", 0)),
