@@ -205,9 +205,36 @@ def test_no_class_and_oversized_source() -> None:
     assert validate_source("#" * 200_000).violations[0].rule == "size"
 
 
-@pytest.mark.parametrize("name", sorted(FORBIDDEN_NAMES))
+REFUSED = (
+    "open",
+    "exec",
+    "eval",
+    "compile",
+    "__import__",
+    "globals",
+    "locals",
+    "vars",
+    "getattr",
+    "setattr",
+    "delattr",
+    "input",
+    "breakpoint",
+    "help",
+    "exit",
+    "quit",
+    "memoryview",
+    "__builtins__",
+)
+
+
+def test_the_refused_list_is_complete() -> None:
+    """Removing a name from the policy (``globals``: ``globals()["__buil" + "tins__"]``) must not go unnoticed."""
+    assert set(REFUSED) <= FORBIDDEN_NAMES
+
+
+@pytest.mark.parametrize("name", REFUSED)
 def test_every_refused_name_is_refused(name: str) -> None:
-    """Each name of the static policy's list, used plainly, is a ``builtin`` violation on its line."""
+    """Each refused name, used plainly, is a ``builtin`` violation on its line."""
     result = validate_source(body(f"x = {name}"))
     assert not result.ok
     assert [(v.rule, v.line) for v in result.violations if v.rule == "builtin"] == [("builtin", 11)], result.message
