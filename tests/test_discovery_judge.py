@@ -272,3 +272,17 @@ def test_ray_backend_gives_the_local_results() -> None:
     finally:
         remote.shutdown()
         ray.shutdown()
+
+
+def test_a_long_advance_many_is_chunked_and_still_exact() -> None:
+    """3,000 ids (one branch, repeated past its end): same reveals and same error as the in-process session."""
+    pair = Pair(2, 1)
+    try:
+        for s in (pair.session, pair.reference):
+            s.open()
+        got = _do(pair.session, "many", [0] * 3000)
+        want = _do(pair.reference, "many", [0] * 3000)
+        assert got == want and got[0] == "illegal"
+        assert _state(pair.session) == _state(pair.reference)
+    finally:
+        pair.finish(None)

@@ -56,7 +56,8 @@ _EPISODE = struct.Struct("<dII")
 _COUNT = struct.Struct("<H")
 _MAX_I32 = 2**31 - 1
 #: Largest frame either side accepts; anything bigger is a protocol violation.
-MAX_FRAME = 1 << 22
+MAX_FRAME = 1 << 24
+_MANY_CHUNK = 1024
 _new_tuple = tuple.__new__
 
 
@@ -298,7 +299,7 @@ class JudgedSession:
         return self._apply(ADVANCE, b, answer, finished, charge)
 
     def advance_many(self, branches: Iterable[int]) -> list[Reveal]:
-        """Advance several branches once each, in the given order — one request to the judge."""
+        """Advance several branches once each, in the given order — one request per 1,024 branches."""
         ids = list(branches)
         # Check locally in order, as a sequence of advance() calls would: the ones before an
         # illegal id are still applied, then the error is raised.
@@ -314,14 +315,15 @@ class JudgedSession:
             legal.append(b)
             state[b] = -1  # may finish; the judge decides, a repeat is checked by it
         out: list[Reveal] = []
-        if legal:
-            reveals, illegal = self._reveals(self._chan.request(encode_advance_many(legal)))
+        # At most _MANY_CHUNK ids per request, so that no frame outgrows MAX_FRAME.
+        for start in range(0, len(legal), _MANY_CHUNK):
+            chunk = legal[start : start + _MANY_CHUNK]
+            reveals, illegal = self._reveals(self._chan.request(encode_advance_many(chunk)))
             for b, answer, finished, charge in reveals:
                 out.append(self._apply(ADVANCE, b, answer, finished, charge))
             if illegal:
-                raise IllegalActionError(
-                    illegal, action=("advance", legal[len(reveals)] if len(reveals) < len(legal) else None)
-                )
+                at = chunk[len(reveals)] if len(reveals) < len(chunk) else None
+                raise IllegalActionError(illegal, action=("advance", at))
         if error is not None:
             raise error
         return out
