@@ -20,6 +20,7 @@ from autotts.cli import (  # noqa: F401  (attach commands)
     demo_cmd,
     discover_cmd,
     eval_cmd,
+    report_cmd,
     signals,
     store_cmd,
     synth_cmd,
