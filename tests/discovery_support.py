@@ -147,7 +147,8 @@ class Controller:
 
 # Reads the session's private state through format fields, which static checks do not
 # see (the dunder is assembled at run time), and decides how many branches to read
-# from it. It does not depend on how the session names its internals.
+# from it. It does not depend on how the session names its internals. Judged, it can
+# reach no hidden data, but its reads depend on its own process: the leak test fails it.
 PEEKER = """
 class Controller:
     def __init__(self, beta=1.0):
@@ -160,7 +161,9 @@ class Controller:
     def solve(self, session):
         us = "_" * 2
         names = ("{0." + us + "slots" + us + "}").format(session)
-        hidden = ""
+        # Under the judge the private state holds nothing hidden; the session's own address
+        # (different in every process) is what makes this controller's actions wander.
+        hidden = "{0!r}".format(session)
         for name in names.replace("(", " ").replace(")", " ").replace("'", " ").replace(",", " ").split():
             try:
                 hidden += ("{0." + name + "}").format(session)

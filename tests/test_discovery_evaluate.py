@@ -75,7 +75,7 @@ def test_perturbation_keeps_every_revealed_value_and_changes_the_rest(seed: int,
             s.prune(b)
             actions.append(("prune", b))
     revealed = [(v.depth, v.finished) for v in s.branches]
-    p = perturb_question(q, order, revealed)
+    p = perturb_question(q, order, revealed, seed=seed)
     s2 = ReplaySession(p, order)
     for action, b in actions:
         if action == "open":
@@ -92,9 +92,11 @@ def test_perturbation_keeps_every_revealed_value_and_changes_the_rest(seed: int,
     opened = {order[i] for i in range(len(revealed))}
     for b in range(q.n_branches):
         if b not in opened:
-            assert p.finals[b] != q.finals[b] or p.vocab[p.finals[b]] != q.vocab[q.finals[b]]
+            assert p.finals[b] != q.finals[b] or len(q.vocab) < 2
             assert p.tokens[b] != q.tokens[b]
-            assert len(p.probes[b]) == len(q.probes[b]) + 1
+    # Drawn from the seed: reproducible, and another seed gives another perturbation.
+    assert perturb_question(q, order, revealed, seed=seed) == p
+    assert perturb_question(q, order, revealed, seed=seed + 1) != p
 
 
 # --------------------------------------------------------------------- statuses
@@ -206,3 +208,64 @@ def test_full_budget_finding() -> None:
     pts = [CurvePoint(0.0, 50, 100), CurvePoint(1.0, 60, 200)]
     assert full_budget_findings(pts, store="s", full_budget_tokens=1000, fraction=0.25)[0].code == "beta1-underspends"
     assert full_budget_findings(pts, store="s", full_budget_tokens=600, fraction=0.25) == []
+
+
+# ------------------------------------------------------- leak test, directly
+ANSWER_ONLY = """
+SEEN = [0]
+
+
+class Controller:
+    def __init__(self, beta=1.0):
+        self.beta = beta
+
+    @staticmethod
+    def schedule(beta):
+        return {}
+
+    def solve(self, session):
+        SEEN[0] += 1
+        r = session.read()
+        return r.answer + "#" + str(SEEN[0])
+"""
+
+
+def test_answer_only_difference_is_a_leak() -> None:
+    """Same actions in both passes, different answers (carried state shows only in the answer): ``leaked``."""
+    ev = evaluate_candidate(ANSWER_ONLY, ctx(smoke=False))
+    assert ev.status is Status.LEAKED, ev.message
+    assert "answer changed" in ev.message and "actions changed" not in ev.message
+
+
+def test_leak_pass_replays_the_sweep_order_reversed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The leak job is marked reversed and plays exactly the reverse of the sweep's order on its runs."""
+    from autotts.discovery import evaluate as ev_mod
+    from autotts.discovery.judge import episode_order
+    from autotts.discovery.sandbox import SandboxJob, run_sandbox
+
+    jobs: list[SandboxJob] = []
+
+    def recording(job: SandboxJob, limits: SandboxLimits, backend: str = "local", address: str = "") -> object:
+        jobs.append(job)
+        return run_sandbox(job, limits)
+
+    monkeypatch.setattr(ev_mod, "run_judged", recording)
+    ev = evaluate_candidate(GOOD, ctx(smoke=False, runs=4, leak_runs=2))
+    assert ev.status is Status.OK, ev.message
+    sweep, leak = jobs
+    assert not sweep.reverse and leak.reverse and leak.leak_masks is not None
+    assert sweep.secret == leak.secret == bytes.fromhex(ev.leak_secret)
+    nq = [len(STORE)]
+    forward = episode_order(nq, 3, list(sweep.runs), secret=sweep.secret, reverse=False)
+    backward = episode_order(nq, 3, list(leak.runs), secret=leak.secret, reverse=True)
+    assert backward == [k for k in reversed(forward) if k[2] in set(leak.runs)]
+    # The sweep order is the secret's, not the nested loops' (which a candidate could predict).
+    assert forward != sorted(forward)
+
+
+def test_episode_order_without_a_secret_is_the_nested_loops() -> None:
+    from autotts.discovery.judge import episode_order
+
+    keys = episode_order([2, 1], 2, [0, 3], secret=None, reverse=False)
+    assert keys[:3] == [(0, 0, 0, 0), (0, 0, 0, 1), (0, 0, 3, 0)] and len(keys) == 12
+    assert episode_order([2, 1], 2, [0, 3], secret=None, reverse=True) == keys[::-1]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pickle
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -124,22 +124,37 @@ def test_child_environment_has_no_secrets() -> None:
     assert env["PYTHONHASHSEED"] == "0"
 
 
-def test_job_file_holds_no_gold_and_no_question_text(tmp_path: Path) -> None:
+def test_candidate_process_is_given_no_store_data(tmp_path: Path) -> None:
+    """The child's job holds source, class name, limits and channel: no answer, gold or question text."""
     base = make_store(n_questions=3)
-    # Golds no branch ever produced: if they reach the child, it is through the job file.
     questions = tuple(replace(q, gold=f"GOLD-UNSEEN-{i}") for i, q in enumerate(base.questions))
     store = ReplayStore(base.meta, questions)
     payload = [StorePayload(store.name, tuple(store.replay))]
     job = SandboxJob(GOOD, "Controller", payload, [1.0], [0], orders_for(payload, [0], Protocol().order))
-    blob = pickle.dumps(sb._payload(job, tmp_path, LIMITS))
-    for q in store.questions:
-        assert q.text.encode() not in blob
-        assert q.gold.encode() not in blob
+    blob = json.dumps(sb._child_job(job, LIMITS, 5, 6))
+    assert set(json.loads(blob)) == {"code", "class_name", "limits", "isolation", "rfd", "wfd"}
+    secrets = {q.gold for q in store.questions} | {q.text for q in store.questions}
+    secrets |= {b.final for q in store.questions for b in q.branches}
+    assert secrets and not [s for s in secrets if json.dumps(s) in blob.replace(json.dumps(GOOD), "")]
 
 
-def test_unpicklable_result_and_bad_class_are_reported() -> None:
+def test_unserialisable_answer_and_bad_class_are_reported() -> None:
     out = run_sandbox(job_for(GOOD, "Missing"), LIMITS)
     assert out.kind == "error" and "Missing is not defined" in out.message
+    # An answer that cannot be turned into text is the candidate's error, reported with its line.
+    bad_answer = (
+        "class Weird:\n    def __str__(self):\n        raise ValueError('no text for you')\n\n\n"
+        + _PLAIN
+        + "        return Weird()\n"
+    )
+    out = run_sandbox(job_for(bad_answer, runs=1), LIMITS)
+    assert out.kind == "error" and out.error_kind == "exception", out.message
+    assert "no text for you" in out.message and "question=0" in out.message
+    # A non-string answer is graded by its text.
+    number = _PLAIN + "        r = session.read()\n        return 42\n"
+    out = run_sandbox(job_for(number, runs=1), LIMITS)
+    assert out.kind == "ok" and out.data is not None
+    assert {a for row in out.data["cells"][0]["answers"] for a in row} == {"42"}
 
 
 def test_kill_all_stops_running_children_at_once() -> None:
@@ -230,23 +245,69 @@ def test_escapes_that_pass_validation_still_cannot_spawn_or_read(tmp_path: Path)
         assert not marker.exists(), name
 
 
-def test_child_refuses_execve_at_the_kernel_level() -> None:
-    """The seccomp filter: even a process started past every Python check cannot run a program."""
+_SECCOMP_PROBE = """
+import errno, os, socket, sys, threading
+import numpy as np
+from autotts.discovery.seccomp import install
+r, w = os.pipe()
+why = install((2, w))
+if why:
+    print("UNAVAILABLE " + why)
+    sys.exit(0)
+res = {}
+def t(name, f):
+    try:
+        f()
+        res[name] = "allowed"
+    except OSError as e:
+        res[name] = errno.errorcode.get(e.errno, str(e.errno))
+t("open", lambda: open("/etc/hostname").read())
+t("os.open", lambda: os.open("/etc/hostname", os.O_RDONLY))
+t("socket", lambda: socket.socket())
+t("fork", lambda: os.fork())
+t("execv", lambda: os.execv("/bin/true", ["true"]))
+t("kill parent", lambda: os.kill(os.getppid(), 0))
+t("unlink", lambda: os.unlink("/tmp/autotts-seccomp-probe-nonexistent"))
+t("mkdir", lambda: os.mkdir("/tmp/autotts-seccomp-probe-dir"))
+t("write stdout", lambda: os.write(1, b"x"))
+t("write channel", lambda: os.write(w, b"x"))
+t("write stderr", lambda: os.write(2, b""))
+th = threading.Thread(target=lambda: None)
+t("thread", lambda: (th.start(), th.join()))
+t("numpy", lambda: np.linalg.norm(np.ones(100)))
+os.write(2, repr(res).encode())
+"""
+
+
+def test_seccomp_filter_on_this_kernel() -> None:
+    """The kernel layer: no file, socket, process, signal or stray write; threads and numpy still work."""
+    import ast
     import subprocess
     import sys
 
-    probe = (
-        "import os, sys\n"
-        "from autotts.discovery._child import _deny_exec\n"
-        "if not _deny_exec():\n    sys.exit(3)\n"
-        "try:\n    os.execv('/bin/true', ['true'])\nexcept PermissionError:\n    sys.exit(0)\nsys.exit(1)\n"
-    )
-    rc = subprocess.run([sys.executable, "-c", probe], check=False, timeout=60).returncode
-    if rc == 3:
+    r = subprocess.run([sys.executable, "-c", _SECCOMP_PROBE], capture_output=True, text=True, timeout=120, check=False)
+    if r.stdout.startswith("UNAVAILABLE"):
         import pytest
 
-        pytest.skip("seccomp is not available here")
-    assert rc == 0
+        pytest.skip(f"seccomp is not available here: {r.stdout}")
+    assert r.returncode == 0, r.stderr
+    res = ast.literal_eval(r.stderr.strip().splitlines()[-1])
+    for name in ("open", "os.open", "socket", "fork", "execv", "kill parent", "unlink", "mkdir", "write stdout"):
+        assert res[name] == "EPERM", (name, res)
+    for name in ("write channel", "write stderr", "thread", "numpy"):
+        assert res[name] == "allowed", (name, res)
+
+
+def test_isolation_probe_and_process_only_mode() -> None:
+    """``check_isolation`` accepts seccomp here (or says why not); process-only runs candidates too."""
+    assert sb.check_isolation("process-only") == ""
+    assert "unknown isolation" in sb.check_isolation("none")
+    if sb.check_isolation("seccomp"):
+        import pytest
+
+        pytest.skip(sb.check_isolation("seccomp"))
+    out = run_sandbox(job_for(GOOD, runs=1), replace(LIMITS, isolation="process-only"))
+    assert out.kind == "ok", out.message
 
 
 def test_allowed_library_code_still_works_under_the_lock() -> None:
@@ -282,7 +343,7 @@ def test_leak_perturbation_uses_only_the_existing_vocabulary() -> None:
     store = make_store(n_questions=3)
     for q in store.replay:
         order = Protocol().order(q.n_branches, 0)
-        p = perturb_question(q, order, [(1, False)])
+        p = perturb_question(q, order, [(1, False)], seed=7)
         assert p.vocab == q.vocab
         assert all(0 <= c < len(q.vocab) for probes in p.probes for c in probes)
         assert all(0 <= c < len(q.vocab) for c in p.finals)
@@ -290,13 +351,42 @@ def test_leak_perturbation_uses_only_the_existing_vocabulary() -> None:
             assert p.finals[order[1]] != q.finals[order[1]]
 
 
-def test_leak_runs_are_drawn_at_random_but_reproducibly() -> None:
+def test_leak_runs_are_drawn_from_the_secret_reproducibly() -> None:
     from autotts.discovery.evaluate import EvalContext, _leak_runs
 
     store = make_store(n_questions=3)
     ctx = EvalContext(stores=[store], betas=[1.0], runs=8, protocol=Protocol(), limits=LIMITS, leak_runs=2)
-    draws = {tuple(_leak_runs(f"# candidate {i}\n", ctx)) for i in range(20)}
+    draws = {tuple(_leak_runs(bytes([i]) * 32, ctx)) for i in range(20)}
     assert all(len(d) == 2 and all(0 <= r < 8 for r in d) for d in draws)
     assert len(draws) > 3 and any(d != (0, 1) for d in draws)
-    assert _leak_runs("x", ctx) == _leak_runs("x", ctx)
-    assert _leak_runs("x", replace(ctx, runs=2)) == [0, 1]
+    assert _leak_runs(b"x" * 32, ctx) == _leak_runs(b"x" * 32, ctx)
+    assert _leak_runs(b"x" * 32, replace(ctx, runs=2)) == [0, 1]
+
+
+def test_every_refused_builtin_is_refused_at_run_time_too() -> None:
+    """Past the static checks, each refused builtin is a refusing stub in the candidate's namespace."""
+    from autotts.discovery.validation import FORBIDDEN_NAMES
+
+    names = sorted(n for n in FORBIDDEN_NAMES if n not in ("__builtins__", "__import__"))
+    code = (
+        _PLAIN
+        + "        out = []\n"
+        + f"        for name, f in zip({names!r}, [{', '.join(names)}]):\n"
+        + "            try:\n                f('x')\n                out.append(name + ' ran')\n"
+        + "            except PermissionError as e:\n"
+        + "                if str(e) != 'sandbox: ' + name + '() is not allowed for a controller':\n"
+        + "                    out.append(name + ' ' + str(e))\n"
+        + "            except Exception as e:\n                out.append(name + ' ' + type(e).__name__)\n"
+        + "        try:\n            __import__('os')\n            out.append('import ran')\n"
+        + "        except ImportError as e:\n"
+        + "            if \"sandbox: import of 'os'\" not in str(e):\n                out.append(str(e))\n"
+        + "        return '|'.join(out) or 'all refused'\n"
+    )
+    out = run_sandbox(job_for(code, runs=1), LIMITS)
+    assert out.kind == "ok", out.message
+    assert out.data is not None
+    assert out.data["cells"][0]["answers"][0][0] == "all refused"
+    # The module's own __builtins__ is the restricted table: globals() itself is refused.
+    via_globals = _PLAIN + "        g = globals()\n        return 'ran'\n"
+    out = run_sandbox(job_for(via_globals, runs=1), LIMITS)
+    assert out.kind == "error" and "globals() is not allowed" in out.message

@@ -9,7 +9,7 @@ import pytest
 
 from autotts.controllers.base import registry
 from autotts.discovery.proposers.evolve import render, start_genome
-from autotts.discovery.validation import validate_source
+from autotts.discovery.validation import FORBIDDEN_NAMES, validate_source
 from tests.discovery_support import FORBIDDEN_IMPORT, GOOD, NON_MONOTONE, PEEKER, SYNTAX_ERROR
 
 BODY = """
@@ -203,3 +203,38 @@ class Controller(BetaController):
 def test_no_class_and_oversized_source() -> None:
     assert "no top-level class" in validate_source("x = 1\n").message
     assert validate_source("#" * 200_000).violations[0].rule == "size"
+
+
+REFUSED = (
+    "open",
+    "exec",
+    "eval",
+    "compile",
+    "__import__",
+    "globals",
+    "locals",
+    "vars",
+    "getattr",
+    "setattr",
+    "delattr",
+    "input",
+    "breakpoint",
+    "help",
+    "exit",
+    "quit",
+    "memoryview",
+    "__builtins__",
+)
+
+
+def test_the_refused_list_is_complete() -> None:
+    """Removing a name from the policy (``globals``: ``globals()["__buil" + "tins__"]``) must not go unnoticed."""
+    assert set(REFUSED) <= FORBIDDEN_NAMES
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_every_refused_name_is_refused(name: str) -> None:
+    """Each refused name, used plainly, is a ``builtin`` violation on its line."""
+    result = validate_source(body(f"x = {name}"))
+    assert not result.ok
+    assert [(v.rule, v.line) for v in result.violations if v.rule == "builtin"] == [("builtin", 11)], result.message

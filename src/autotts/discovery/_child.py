@@ -1,25 +1,23 @@
-"""The sandbox child: runs one candidate on replay data without gold answers.
+"""The candidate process: runs one candidate's controller against a judge, holding no replay data.
 
 Started by :mod:`autotts.discovery.sandbox` as ``python -s -P -m autotts.discovery._child JOB``
-in a fresh session (its own process group) with a scrubbed environment. It
+in a fresh session (its own process group) with a scrubbed environment and two pipe
+descriptors to the judge. It
 
 1. limits itself (CPU seconds, address space, output file size, no core files) and asks
-   the kernel to kill it if the parent dies;
-2. opens its result and progress files, imports what the harness and the candidate's
-   (allow-listed) imports need, neuters ``_posixsubprocess.fork_exec``, asks the kernel to
-   refuse ``execve`` (seccomp, where available), then installs an audit hook that refuses
-   *every* file open, module import, directory listing, process, socket, signal, ctypes and
-   ``gc`` introspection event — so even code that slipped past the static checks and reached
-   the real ``exec`` cannot load ``_posixsubprocess``, run a program or read ``/proc``;
-3. compiles the candidate as ``controller.py`` and runs it with restricted builtins (no
-   ``exec``/``eval``/``compile``/``open``/``getattr`` family; ``__import__`` admits only the
-   allow-list), then replays it on every requested (store, β, run, question) with a
-   :class:`~autotts.env.session.ReplaySession` and a fresh controller instance per episode;
-4. writes answers, costs, sequential tokens and (for the traced runs) action traces as
-   JSON. It never sees a gold answer: grading happens in the parent.
+   the kernel to kill it if the parent dies; sends ``print`` output to stderr;
+2. compiles the candidate as ``controller.py``, imports what the candidate's (allow-listed)
+   imports need, neuters ``_posixsubprocess.fork_exec``, closes every other descriptor and
+   installs the seccomp filter of :mod:`autotts.discovery.seccomp` (no file can be opened,
+   no socket, program or process started, no other process reached, no write but to the
+   judge channel and stderr); then an audit hook and restricted builtins as a second,
+   Python-level layer (the only one left under ``sandbox.isolation = "process-only"``);
+3. runs the candidate module, and for every episode the judge announces builds a fresh
+   controller and calls ``solve`` with a :class:`~autotts.env.judged.JudgedSession`; the
+   answer goes back to the judge. Costs, traces and grading are the judge's.
 
-The job file is a pickle written by the parent (trusted); the result is JSON, because
-the parent must not unpickle anything a candidate could have touched.
+The job file is JSON written by the parent: the candidate's source, its class name, the
+limits and the channel descriptors — no store data of any kind.
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ import importlib
 import json
 import linecache
 import os
-import pickle
 import resource
 import struct
 import sys
@@ -38,11 +35,13 @@ import traceback
 import types
 from typing import Any
 
+import greenlet  # type: ignore[import-untyped]
+
 from autotts.discovery.validation import ALLOWED_IMPORTS, FORBIDDEN_NAMES
+from autotts.env.judged import Channel, JudgedSession, decode_batch, decode_mux, encode_mux
 
 _MAX_ANSWER_CHARS = 500
-_MAX_NOTES = 50
-_MAX_NOTE_CHARS = 200
+_F64 = struct.Struct("<d")
 _BLOCKED_EVENT_PREFIXES = (
     "socket.",
     "subprocess.",
@@ -86,9 +85,6 @@ _BLOCKED_EVENT_PREFIXES = (
     "cpython.run_",
 )
 
-# seccomp(2): refuse execve/execveat (and x32 syscalls) with EPERM. Constants from linux/filter.h, seccomp.h.
-_SECCOMP_ARCH = {"x86_64": (0xC000003E, 59, 322), "aarch64": (0xC00000B7, 221, 281)}
-
 
 def _limit(limits: dict[str, Any]) -> None:
     cpu = max(1, int(limits["cpu_seconds"] + 0.999))
@@ -105,41 +101,6 @@ def _limit(limits: dict[str, Any]) -> None:
         libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
     except Exception:
         pass
-
-
-def _deny_exec() -> bool:
-    """Ask the kernel to refuse ``execve`` for this process and its children; True if installed."""
-    try:
-        import ctypes
-
-        arch = _SECCOMP_ARCH.get(os.uname().machine)
-        if arch is None:
-            return False
-        audit_arch, nr_execve, nr_execveat = arch
-        ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
-        allow, deny = 0x7FFF0000, 0x00050000 | 1  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
-        prog = [
-            (ld, 0, 0, 4),  # seccomp_data.arch
-            (jeq, 0, 5, audit_arch),
-            (ld, 0, 0, 0),  # seccomp_data.nr
-            (jge, 3, 0, 0x40000000),  # x32 ABI
-            (jeq, 2, 0, nr_execve),
-            (jeq, 1, 0, nr_execveat),
-            (ret, 0, 0, allow),
-            (ret, 0, 0, deny),
-        ]
-        raw = b"".join(struct.pack("HBBI", *ins) for ins in prog)
-        buf = ctypes.create_string_buffer(raw, len(raw))
-
-        class _Prog(ctypes.Structure):
-            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-        fprog = _Prog(len(prog), ctypes.addressof(buf))
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
-        return int(libc.prctl(22, 2, ctypes.byref(fprog), 0, 0)) == 0  # PR_SET_SECCOMP, FILTER
-    except Exception:
-        return False
 
 
 def _neuter_process_spawning() -> None:
@@ -184,7 +145,9 @@ _PRELOAD = (
     "warnings",
     "hashlib",
     "autotts.env.session",
+    "autotts.env.judged",
     "autotts.store.schema",
+    "autotts.discovery.seccomp",
 )
 
 
@@ -316,136 +279,157 @@ def _tb_tail(exc: BaseException) -> str:
     return "".join(lines)[-3000:]
 
 
-def _run(job: dict[str, Any], progress_fd: int) -> dict[str, Any]:
-    import hashlib  # noqa: F401  (used lazily by action_signature; imported before the lock)
+def _fail(chan: Any, kind: str, message: str) -> None:
+    chan.send(b"E" + json.dumps({"kind": kind, "message": message}).encode("utf-8"))
 
-    from autotts.discovery.leak import action_signature, perturb_question
-    from autotts.env.session import ReplaySession
-    from autotts.store.schema import ReplayQuestion
 
+def _close_other_fds(keep: set[int]) -> None:
+    """Close every descriptor but ``keep``: nothing opened before the filter stays reachable."""
+    try:
+        fds = [int(x) for x in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 256))
+    for fd in fds:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class _SlotChannel:
+    """What a :class:`JudgedSession` of one episode of a batch talks to: the dispatcher greenlet."""
+
+    __slots__ = ("_main",)
+
+    def __init__(self, main: Any) -> None:
+        self._main = main
+
+    def request(self, body: bytes) -> bytes:
+        reply: bytes = self._main.switch(body)
+        return reply
+
+
+def _episode(cls: Any, beta: float | None, n_total: int, delta: int, chan: _SlotChannel) -> bytes:
+    """One episode in its greenlet: a fresh controller, ``solve``, and the final message (answer or failure)."""
+    try:
+        # A fresh instance per episode: no state carried from one run or question to the next.
+        controller = cls() if beta is None else cls(beta=beta)
+        answer = _answer_text(controller.solve(JudgedSession(chan, n_total, delta)))
+    except MemoryError:
+        return _failure_body("memory", "memory limit exceeded")
+    except BaseException as exc:
+        return _failure_body("exception", _tb_tail(exc))
+    return b"A\x00" if answer is None else b"A\x01" + answer.encode("utf-8", "replace")
+
+
+def _failure_body(kind: str, message: str) -> bytes:
+    return b"E" + json.dumps({"kind": kind, "message": message}).encode("utf-8")
+
+
+def _run_batch(chan: Any, cls: Any, episodes: list[tuple[float | None, int, int]]) -> None:
+    """Run a batch of episodes side by side, one greenlet each, exchanging one frame per step with the judge."""
+    main = greenlet.getcurrent()
+    slot_chan = _SlotChannel(main)
+    lets = [
+        greenlet.greenlet(lambda b=beta, n=n_total, d=delta: _episode(cls, b, n, d, slot_chan), parent=main)
+        for beta, n_total, delta in episodes
+    ]
+    pending: list[tuple[int, bytes | None]] = [(slot, None) for slot in range(len(lets))]
+    while True:
+        out = []
+        for slot, body in pending:
+            msg = lets[slot].switch() if body is None else lets[slot].switch(body)
+            if msg[:1] == b"E":  # the first failure ends the job: stop at once
+                chan.send(encode_mux([(slot, msg)]))
+                return
+            out.append((slot, msg))
+        chan.send(encode_mux(out))
+        if all(g.dead for g in lets):
+            return
+        reply = chan.recv()
+        if reply[:1] != b"M":
+            raise EOFError(f"unexpected message {reply[:1]!r} from the judge")
+        pending = list(decode_mux(reply[1:]))
+
+
+def _serve(chan: Any, cls: Any) -> None:
+    """Answer the judge: settings per β, then batches of episodes, until told to quit."""
+    while True:
+        msg = chan.recv()
+        tag = msg[:1]
+        if tag == b"q":
+            return
+        if tag == b"s":
+            (beta,) = _F64.unpack(msg[1:])
+            schedule = getattr(cls, "schedule", None)
+            try:
+                text = "" if schedule is None else repr(schedule(beta))[:400]
+            except MemoryError:
+                _fail(chan, "memory", "memory limit exceeded")
+                return
+            except BaseException as exc:
+                _fail(chan, "exception", _tb_tail(exc))
+                return
+            chan.send(b"S" + text.encode("utf-8", "replace"))
+            continue
+        if tag != b"b":
+            _fail(chan, "protocol", f"unexpected message {tag!r} from the judge")
+            return
+        _run_batch(chan, cls, decode_batch(msg[1:]))
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``python -m autotts.discovery._child JOBFILE``."""
+    with open(argv[1], encoding="utf-8") as fh:
+        job = json.load(fh)
+    _limit(job["limits"])
+    sys.stdout = sys.stderr  # print() of a candidate goes to stderr: the only other writable descriptor
+
+    rfd, wfd = int(job["rfd"]), int(job["wfd"])
+    chan = Channel(rfd, wfd)
     code: str = job["code"]
     linecache.cache["controller.py"] = (len(code), None, code.splitlines(True), "controller.py")
+    try:
+        compiled = compile(code, "controller.py", "exec")
+    except BaseException as exc:
+        _fail(chan, "exception", _tb_tail(exc))
+        return 0
+    _preimport(code)
+    _neuter_process_spawning()
+    _close_other_fds({0, 1, 2, rfd, wfd})
+    if job["isolation"] == "seccomp":
+        from autotts.discovery.seccomp import install
+
+        why = install((2, wfd))
+        if why:
+            _fail(chan, "isolation", f"the seccomp filter could not be installed: {why}")
+            return 0
+    _install_audit_hook()
+    _lock()
     # A real module object, registered, because @dataclass looks the class's module up in sys.modules.
     module = types.ModuleType("candidate_controller")
     module.__file__ = "controller.py"
     sys.modules[module.__name__] = module
     namespace: dict[str, Any] = module.__dict__
     namespace["__builtins__"] = _restricted_builtins()
-    where: dict[str, Any] = {"stage": "import"}
-    try:
-        compiled = compile(code, "controller.py", "exec")
-    except BaseException as exc:
-        return {"ok": False, "error": {"kind": "exception", "message": _tb_tail(exc), **where}}
-    _preimport(code)
-    _neuter_process_spawning()
-    _lock()
     try:
         exec(compiled, namespace)
         cls = namespace.get(job["class_name"])
-        if cls is None:
-            return {"ok": False, "error": {"kind": "class", "message": f"class {job['class_name']} is not defined"}}
     except MemoryError:
-        return {"ok": False, "error": {"kind": "memory", "message": "memory limit exceeded while importing", **where}}
+        _fail(chan, "memory", "memory limit exceeded while importing")
+        return 0
     except BaseException as exc:
-        return {"ok": False, "error": {"kind": "exception", "message": _tb_tail(exc), **where}}
-
-    stores = [(s["name"], [ReplayQuestion(*fields) for fields in s["questions"]]) for s in job["stores"]]
-    orders: dict[int, dict[int, tuple[int, ...]]] = job["orders"]
-    betas: list[float | None] = job["betas"]
-    runs: list[int] = job["runs"]
-    trace_runs = set(job["trace_runs"])
-    events_cap: int = job["events_cap"]
-    leak = job.get("leak")
-    reverse = bool(job.get("reverse"))
-    nq_limit = job.get("n_questions")
-
-    def ordered(seq: list[Any]) -> list[Any]:
-        return list(reversed(seq)) if reverse else list(seq)
-
-    settings: dict[str, str] = {}
-    cells: list[dict[str, Any]] = []
+        _fail(chan, "exception", _tb_tail(exc))
+        return 0
+    if cls is None:
+        _fail(chan, "class", f"class {job['class_name']} is not defined")
+        return 0
+    chan.send(b"R" + job["isolation"].encode())
     try:
-        for si, (sname, questions) in ordered(list(enumerate(stores))):
-            nq = len(questions) if nq_limit is None else min(nq_limit, len(questions))
-            for bi, beta in ordered(list(enumerate(betas))):
-                where = {"stage": "construct", "store": sname, "beta": beta}
-                if beta is not None:
-                    schedule = getattr(cls, "schedule", None)
-                    if schedule is not None and str(bi) not in settings:
-                        settings[str(bi)] = repr(schedule(beta))[:400]
-                answers: list[list[str | None]] = [[None] * nq for _ in runs]
-                cost = [[0] * nq for _ in runs]
-                seq = [[0] * nq for _ in runs]
-                traces: list[dict[str, Any]] = []
-                for ri, run in ordered(list(enumerate(runs))):
-                    for qi in ordered(list(range(nq))):
-                        where = {"stage": "construct", "store": sname, "beta": beta, "run": run, "question": qi}
-                        # A fresh instance per episode: no state carried from one run or question to the next.
-                        controller = cls() if beta is None else cls(beta=beta)
-                        where = {"stage": "solve", "store": sname, "beta": beta, "run": run, "question": qi}
-                        os.pwrite(progress_fd, json.dumps(where).encode()[:1000].ljust(1024), 0)
-                        q = questions[qi]
-                        order = orders[q.n_branches][run]
-                        if leak is not None:
-                            q = perturb_question(q, order, leak[(si, bi, run, qi)])
-                        traced = run in trace_runs
-                        session = ReplaySession(q, order, record=traced)
-                        answer = _answer_text(controller.solve(session))
-                        answers[ri][qi] = answer
-                        cost[ri][qi] = session.cost
-                        seq[ri][qi] = session.sequential_tokens
-                        if traced:
-                            events = session.trace
-                            rec: dict[str, Any] = {
-                                "run": run,
-                                "question": qi,
-                                "answer": answer,
-                                "sig": action_signature([(e.action, e.branch) for e in events]),
-                                "n_events": len(events),
-                                "n_total": session.n_total,
-                                "branches": [[b.depth, b.finished, b.pruned] for b in session.branches],
-                            }
-                            if leak is None:
-                                rec["events"] = [
-                                    [e.action, e.branch, e.depth, e.answer, e.cost, e.total]
-                                    for e in events[:events_cap]
-                                ]
-                                rec["notes"] = [[k, t[:_MAX_NOTE_CHARS]] for k, t in session.notes[:_MAX_NOTES]]
-                            traces.append(rec)
-                cells.append(
-                    {"store": si, "beta_index": bi, "answers": answers, "cost": cost, "seq": seq, "traces": traces}
-                )
-    except MemoryError:
-        return {"ok": False, "error": {"kind": "memory", "message": "memory limit exceeded", **where}}
-    except RecursionError as exc:
-        return {"ok": False, "error": {"kind": "exception", "message": _tb_tail(exc), **where}}
-    except BaseException as exc:
-        return {"ok": False, "error": {"kind": "exception", "message": _tb_tail(exc), **where}}
-    cells.sort(key=lambda c: (c["store"], c["beta_index"]))
-    return {"ok": True, "cells": cells, "settings": settings}
-
-
-def main(argv: list[str]) -> int:
-    """Entry point: ``python -m autotts.discovery._child JOBFILE``."""
-    with open(argv[1], "rb") as fh:
-        job = pickle.load(fh)
-    _limit(job["limits"])
-    out = open(job["result_path"], "w", encoding="utf-8")  # kept open past the audit hook
-    progress_fd = os.open(job["progress_path"], os.O_WRONLY | os.O_CREAT, 0o600)
-    # Import what the harness itself needs before the hook narrows file access.
-    _deny_exec()
-    _install_audit_hook()
-    try:
-        result = _run(job, progress_fd)
-    except MemoryError:
-        result = {"ok": False, "error": {"kind": "memory", "message": "memory limit exceeded"}}
-    try:
-        text = json.dumps(result)
-    except (TypeError, ValueError) as exc:
-        text = json.dumps({"ok": False, "error": {"kind": "exception", "message": f"result not serializable: {exc}"}})
-    out.write(text)
-    out.flush()
-    out.close()
+        _serve(chan, cls)
+    except EOFError:
+        return 0
     return 0
 
 

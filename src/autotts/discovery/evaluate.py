@@ -1,25 +1,37 @@
-"""Score one candidate: static checks, a smoke stage, the β sweep, grading, the leak test, β checks.
+"""Score one candidate: static checks, a smoke stage, the judged β sweep, grading, the leak test, β checks.
 
 Cheap stages run before expensive ones, and each failure stops the pipeline with a
-status and a message the explorer can act on. Grading happens here, in the parent: the
-sandbox child returns answers and costs, never sees a gold answer.
+status and a message the explorer can act on. Everything that counts is the judge's:
+the candidate's process returns only an answer per episode, while costs, sequential
+tokens and traces are what the judge's own sessions recorded (:mod:`autotts.discovery.judge`),
+and grading against the gold answers happens here.
+
+Each evaluation draws a secret from ``os.urandom``: it orders the sweep's episodes, picks
+the leak-tested runs and draws the leak perturbation, so none of them can be predicted
+by the candidate. It is returned in :attr:`Evaluation.leak_secret` (hex) for the run
+directory, only once the evaluation is over.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from autotts.discovery.monotone import full_budget_findings, monotone_findings
 from autotts.discovery.records import CandidateRecord, CurvePoint, Finding, Status, Usage, mean_curve
-from autotts.discovery.sandbox import SandboxJob, SandboxLimits, SandboxOutcome, StorePayload, orders_for, run_sandbox
+from autotts.discovery.remote import run_judged
+from autotts.discovery.sandbox import SandboxJob, SandboxLimits, SandboxOutcome, StorePayload, orders_for
 from autotts.discovery.validation import validate_source
 from autotts.evaluation.protocols import Protocol
+from autotts.evaluation.results import CellResult, grade
 from autotts.store.schema import ReplayStore
 
 log = logging.getLogger(__name__)
@@ -68,8 +80,11 @@ class EvalContext:
     monotone_tolerance: float = 0.02
     full_budget_fraction: float = 0.25
     full_budget_tokens: Mapping[str, float] = field(default_factory=dict)
-    leak_seed: int = 0
-    """Seeds the choice of leak-tested runs (with the candidate's source), so a run is reproducible."""
+    backend: str = "local"
+    """Where judge/candidate pairs run: ``local`` or ``ray`` (identical results)."""
+    ray_address: str = ""
+    secret: bytes | None = None
+    """Fixes the evaluation's secret (tests, reproductions); None draws a fresh one from ``os.urandom``."""
 
     def payloads(self) -> list[StorePayload]:
         """Child views of the stores: interned data, no golds, no question text."""
@@ -92,6 +107,8 @@ class Evaluation:
     seconds: float = 0.0
     stage: str = ""
     """The stage that decided the status (``validate``, ``smoke``, ``sweep``, ``leak``, ``done``)."""
+    leak_secret: str = ""
+    """The evaluation's secret (hex): episode order, leak runs and perturbation follow from it."""
 
     def record(self, cid: str, round_: int, index: int, usage: Usage | None = None) -> CandidateRecord:
         """The candidate record stored in the run directory."""
@@ -150,6 +167,30 @@ def _check_cells(data: Mapping[str, Any], n_stores: int, n_betas: int, n_runs: i
     return ""
 
 
+def cell_records(
+    ctx: EvalContext, data: Mapping[str, Any], betas: Sequence[float | None]
+) -> list[tuple[int, float | None, CellResult]]:
+    """The judged arrays of every (store, β) as the project's one evaluation record, graded by its one rule."""
+    out = []
+    for cell in data["cells"]:
+        store = ctx.stores[cell["store"]]
+        beta = betas[cell["beta_index"]]
+        record = CellResult(
+            store=store.name,
+            model=store.meta.model,
+            benchmark=store.meta.benchmark,
+            controller="candidate",
+            params={} if beta is None else {"beta": beta},
+            protocol=ctx.protocol.label,
+            correct=grade(cell["answers"], store.golds),
+            cost=np.asarray(cell["cost"], dtype=np.int64),
+            sequential=np.asarray(cell["seq"], dtype=np.int64),
+            answers=tuple(tuple(row) for row in cell["answers"]),
+        )
+        out.append((int(cell["store"]), beta, record))
+    return out
+
+
 def _grade(
     ctx: EvalContext,
     data: Mapping[str, Any],
@@ -157,33 +198,24 @@ def _grade(
 ) -> tuple[dict[str, tuple[CurvePoint, ...]], list[Episode]]:
     curves: dict[str, list[CurvePoint]] = {s.name: [] for s in ctx.stores}
     episodes: list[Episode] = []
-    for cell in data["cells"]:
-        store = ctx.stores[cell["store"]]
-        beta = betas[cell["beta_index"]]
+    for (si, beta, record), cell in zip(cell_records(ctx, data, betas), data["cells"], strict=True):
+        store = ctx.stores[si]
         golds = store.golds
-        answers = cell["answers"]
-        n_runs = len(answers)
-        nq = len(golds)
-        correct = sum(1 for row in answers for qi, a in enumerate(row) if a is not None and a == golds[qi])
-        total = n_runs * nq
-        cost = sum(int(x) for row in cell["cost"] for x in row)
-        seq = sum(int(x) for row in cell["seq"] for x in row)
-        n = max(1, total)
-        curves[store.name].append(CurvePoint(beta, 100.0 * correct / n, cost / n, seq / n))
+        curves[store.name].append(CurvePoint(beta, record.accuracy, record.tokens, record.sequential_tokens))
         for tr in cell.get("traces", []):
             qi = int(tr["question"])
+            run = int(tr["run"])
             events = tuple(tuple(e) for e in tr.get("events", []))
             revealed = {e[3] for e in events if e[3] is not None}
-            ans = tr.get("answer")
             episodes.append(
                 Episode(
                     store=store.name,
                     beta=beta,
-                    run=int(tr["run"]),
+                    run=run,
                     question=qi,
-                    answer=ans,
-                    correct=ans is not None and ans == golds[qi],
-                    cost=int(cell["cost"][int(tr["run"])][qi]),
+                    answer=tr.get("answer"),
+                    correct=bool(record.correct[run, qi]),
+                    cost=int(record.cost[run, qi]),
                     events=events,
                     branches=tuple((int(b[0]), bool(b[1]), bool(b[2])) for b in tr.get("branches", [])),
                     n_total=int(tr.get("n_total", 0)),
@@ -223,15 +255,15 @@ def _leak_diffs(
     return diffs
 
 
-def _leak_runs(code: str, ctx: EvalContext) -> list[int]:
-    """The runs the leak pass replays: drawn at random, so a candidate cannot know which ones.
+def _leak_runs(secret: bytes, ctx: EvalContext) -> list[int]:
+    """The runs the leak pass replays: drawn from the evaluation's secret, so a candidate cannot know them.
 
     Always replaying the first runs would let a candidate count episodes and cheat only from
-    a later run on. The draw is seeded from ``ctx.leak_seed`` and the source, so the same
-    candidate in the same discovery run is tested on the same runs.
+    a later run on. Given the secret (stored in the run directory afterwards) the draw is
+    reproducible.
     """
     k = min(ctx.leak_runs, ctx.runs)
-    digest = hashlib.sha256(f"{ctx.leak_seed}\n{code}".encode()).hexdigest()
+    digest = hashlib.sha256(b"leak-runs" + secret).hexdigest()
     return sorted(random.Random(digest).sample(range(ctx.runs), k))
 
 
@@ -263,19 +295,23 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
             wall_seconds=min(ctx.limits.wall_seconds, max(8.0, ctx.limits.wall_seconds / 10)),
             memory_mb=ctx.limits.memory_mb,
             output_mb=ctx.limits.output_mb,
+            isolation=ctx.limits.isolation,
         )
-        smoke = run_sandbox(
+        smoke = run_judged(
             SandboxJob(code, v.class_name, payloads, smoke_betas, [0], orders, n_questions=_SMOKE_QUESTIONS),
             smoke_limits,
+            ctx.backend,
+            ctx.ray_address,
         )
         if smoke.kind != "ok":
             return _failure(smoke, "smoke", v.class_name, t0)
 
     stage("sweep")
-    leak_runs = _leak_runs(code, ctx) if ctx.leak else []
+    secret = ctx.secret if ctx.secret is not None else os.urandom(32)
+    leak_runs = _leak_runs(secret, ctx) if ctx.leak else []
     trace_runs = sorted(set(range(min(ctx.trace_runs, ctx.runs))) | set(leak_runs))
-    sweep_job = SandboxJob(code, v.class_name, payloads, betas, runs, orders, trace_runs=trace_runs)
-    sweep = run_sandbox(sweep_job, ctx.limits)
+    sweep_job = SandboxJob(code, v.class_name, payloads, betas, runs, orders, trace_runs=trace_runs, secret=secret)
+    sweep = run_judged(sweep_job, ctx.limits, ctx.backend, ctx.ray_address)
     if sweep.kind != "ok" or sweep.data is None:
         return _failure(sweep, "sweep", v.class_name, t0)
     nqs = [len(s.replay) for s in ctx.stores]
@@ -319,15 +355,24 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
                 if int(tr["run"]) in leak_runs:
                     masks[_traced_key(tr, cell)] = [(int(b[0]), bool(b[1])) for b in tr["branches"]]
         leak_job = SandboxJob(
-            code, v.class_name, payloads, betas, leak_runs, orders, trace_runs=leak_runs, leak_masks=masks, reverse=True
+            code,
+            v.class_name,
+            payloads,
+            betas,
+            leak_runs,
+            orders,
+            trace_runs=leak_runs,
+            leak_masks=masks,
+            reverse=True,
+            secret=secret,
         )
-        leak = run_sandbox(leak_job, ctx.limits)
+        leak = run_judged(leak_job, ctx.limits, ctx.backend, ctx.ray_address)
         if leak.kind != "ok" or leak.data is None:
             msg = (
                 "behaved differently when unrevealed data were replaced and episodes replayed in reverse order: "
                 f"{leak.message}"
             )
-            return _replace(base, Status.LEAKED, msg, time.monotonic() - t0, "leak", leak.stderr_tail)
+            return _replace(base, Status.LEAKED, msg, time.monotonic() - t0, "leak", leak.stderr_tail, secret)
         diffs = _leak_diffs(sweep.data, leak.data, ctx, betas)
         if diffs:
             msg = (
@@ -335,7 +380,7 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
                 "episodes replayed in reverse order — it reads hidden data, keeps state between questions, or is "
                 "not deterministic. First: " + "; ".join(diffs[:3])
             )
-            return _replace(base, Status.LEAKED, msg, time.monotonic() - t0, "leak", leak.stderr_tail)
+            return _replace(base, Status.LEAKED, msg, time.monotonic() - t0, "leak", leak.stderr_tail, secret)
 
     findings: list[Finding] = []
     if use_beta and len(betas) > 1:
@@ -358,10 +403,13 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
         base.episodes,
         time.monotonic() - t0,
         "done",
+        secret.hex(),
     )
 
 
-def _replace(base: Evaluation, status: Status, message: str, seconds: float, stage: str, stderr: str) -> Evaluation:
+def _replace(
+    base: Evaluation, status: Status, message: str, seconds: float, stage: str, stderr: str, secret: bytes
+) -> Evaluation:
     return Evaluation(
         status,
         message,
@@ -374,4 +422,5 @@ def _replace(base: Evaluation, status: Status, message: str, seconds: float, sta
         base.episodes,
         seconds,
         stage,
+        secret.hex(),
     )

@@ -98,6 +98,7 @@ def final_evaluation(
             wall_seconds=config.sandbox.final_wall_seconds,
             memory_mb=config.sandbox.memory_mb,
             output_mb=config.sandbox.output_mb,
+            isolation=config.sandbox.isolation,
         )
         betas: list[float | None] = list(config.betas) if takes_beta else [None]
         out["discovered"] = evaluate_discovered(

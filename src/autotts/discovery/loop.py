@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from autotts.discovery import remote
 from autotts.discovery.config import DiscoverConfig
 from autotts.discovery.digest import build_digest
 from autotts.discovery.errors import ProposerError
@@ -30,16 +31,17 @@ from autotts.discovery.evaluate import EvalContext, Evaluation, evaluate_candida
 from autotts.discovery.final import final_evaluation
 from autotts.discovery.final_frontier import final_frontier
 from autotts.discovery.fitness import Reference, best_before, build_reference, feedback
-from autotts.discovery.history import RunDir
+from autotts.discovery.history import RunDir, write_json
 from autotts.discovery.prompt import PromptBuilder, SeedInfo, StoreFacts
 from autotts.discovery.proposers import HistoryItem, ProposalRequest, Proposer, make_proposer
 from autotts.discovery.records import CandidateRecord, Status, Usage, candidate_id
-from autotts.discovery.sandbox import SandboxLimits, kill_all
+from autotts.discovery.sandbox import SandboxLimits, check_isolation, kill_all
 from autotts.discovery.seeds import FULL_BUDGET_SPEC, evaluate_specs, seed_infos, seed_specs
 from autotts.discovery.selection import Choice, best_point, ranked, select
 from autotts.discovery.summary import write_summary
 from autotts.discovery.validation import validate_source
 from autotts.env.protocols import Protocol as RunProtocol
+from autotts.errors import ConfigError
 from autotts.store import find_stores, load_stores
 from autotts.store.schema import ReplayStore
 
@@ -194,13 +196,18 @@ class DiscoveryLoop:
             runs=c.search_runs,
             protocol=RunProtocol(c.protocol, c.subsample_size),
             limits=SandboxLimits(
-                c.sandbox.cpu_seconds, c.sandbox.wall_seconds, c.sandbox.memory_mb, c.sandbox.output_mb
+                c.sandbox.cpu_seconds,
+                c.sandbox.wall_seconds,
+                c.sandbox.memory_mb,
+                c.sandbox.output_mb,
+                c.sandbox.isolation,
             ),
             require_beta=c.require_beta,
+            backend=c.sandbox.backend,
+            ray_address=c.sandbox.ray_address,
             trace_runs=c.prompt.trace_runs,
             leak=c.checks.leak,
             leak_runs=c.checks.leak_runs,
-            leak_seed=c.seed,
             smoke=c.checks.smoke,
             monotone_tolerance=c.checks.monotone_tolerance,
             full_budget_fraction=c.checks.full_budget_fraction,
@@ -251,6 +258,10 @@ class DiscoveryLoop:
         violations = []
         if ev.status is Status.INVALID and ev.stage == "validate":
             violations = [{"message": line} for line in ev.message.splitlines()]
+        if ev.leak_secret:
+            # Only now, with the evaluation over, may the secret behind its episode order and
+            # leak perturbation exist anywhere a candidate of a later round could be shown.
+            write_json(self.run_dir.slot(round_, index) / "judge.json", {"secret": ev.leak_secret})
         self.run_dir.write_candidate(record, digest=digest, violations=violations, episodes=ev.episodes)
         # ``money`` is the run's total so far (stored usage, so it survives ``--resume``), not this candidate's.
         self.reporter.event("candidate", record=record, money=self.run_dir.usage_total().money)
@@ -420,6 +431,19 @@ class DiscoveryLoop:
             cid, round_, index, builder.system(), prompt, history, {}, "", seed, self.run_dir.slot(round_, index)
         )
 
+    def _check_isolation(self) -> None:
+        """Refuse to judge candidates without the kernel filter unless the user chose ``process-only``."""
+        mode = self.config.sandbox.isolation
+        why = check_isolation(mode)
+        if why:
+            raise ConfigError(
+                f"candidates cannot be isolated with seccomp on this machine ({why}); set "
+                'sandbox.isolation = "process-only" to run them with process limits only (less safe)'
+            )
+        if mode == "process-only":
+            log.warning("sandbox.isolation = process-only: candidates run without the seccomp filter")
+        self.run_dir.update_manifest(isolation=mode)
+
     # --------------------------------------------------------------------- run
     def run(self) -> RunOutcome:
         """Run (or resume) every remaining phase; return the selection and the summary."""
@@ -429,6 +453,7 @@ class DiscoveryLoop:
             log.info("removed %d temporary files left by an interrupted run", removed)
         run.update_manifest(state="running", error=None)
         try:
+            self._check_isolation()
             seeds, full_budget = self._seeds()
             ctx = self._context(full_budget)
             manifest = run.manifest()
@@ -480,3 +505,4 @@ class DiscoveryLoop:
         finally:
             if self._proposer is not None:
                 self._proposer.close()
+            remote.shutdown()

@@ -1,13 +1,13 @@
-"""Run a candidate in its own process with CPU, wall-clock, memory and output limits.
+"""Run a candidate in its own process against the judge, with CPU, wall-clock, memory and output limits.
 
-The parent writes a job file (the candidate's source and the *interned replay views* of
-the stores — no gold answers, no question text), starts
-``python -s -P -m autotts.discovery._child`` in a new session with a scrubbed
-environment (no API keys, fixed hash seed so set iteration is reproducible), and waits.
-At the wall-clock deadline the whole process group is killed with ``os.killpg``; the
-child limits its own CPU time and address space with ``resource.setrlimit``. Whatever
-happens, the parent gets a :class:`SandboxOutcome` — never an exception — because a bad
-candidate is data.
+The parent writes a job file holding the candidate's source and its limits — no store
+data — starts ``python -s -P -m autotts.discovery._child`` in a new session with a scrubbed
+environment (no API keys, fixed hash seed so set iteration is reproducible) and two pipes,
+and plays the judge (:mod:`autotts.discovery.judge`) on them: the stores, branch orders
+and accounting never leave this process. At the wall-clock deadline the whole process
+group is killed with ``os.killpg``; the child limits its own CPU time and address space
+with ``resource.setrlimit`` and installs a seccomp filter. Whatever happens, the caller
+gets a :class:`SandboxOutcome` — never an exception — because a bad candidate is data.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import pickle
 import shutil
 import signal
 import subprocess
@@ -24,11 +23,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autotts.discovery.judge import CandidateFailure, ProtocolError, judge
+from autotts.env.judged import Channel, ChannelClosed
 from autotts.store.schema import ReplayQuestion
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,20 @@ def kill_all() -> int:
     return len(pids)
 
 
+#: ``sandbox.isolation`` values: the kernel filter (default) or, by explicit choice, the process alone.
+ISOLATION_MODES = ("seccomp", "process-only")
+
+
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Limits of one sandbox process."""
+    """Limits of one sandbox process, and how it is isolated."""
 
     cpu_seconds: float = 240.0
     wall_seconds: float = 300.0
     memory_mb: int = 1024
     output_mb: int = 256
+    isolation: str = "seccomp"
+    """``seccomp`` (refuse to run without the kernel filter) or ``process-only``."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,10 @@ class SandboxJob:
     leak_masks: dict[tuple[int, int, int, int], list[tuple[int, bool]]] | None = None
     """For the leak pass: revealed ``(depth, finished)`` per opened branch of each episode."""
     reverse: bool = False
+    secret: bytes | None = None
+    """The evaluation's secret: episode order and leak perturbation are drawn from it."""
+    batch: int = 1024
+    """Episodes played side by side (one round trip carries one request of each)."""
 
 
 @dataclass(frozen=True)
@@ -132,122 +143,189 @@ def _tail(path: Path, limit: int = _STDERR_TAIL) -> str:
         return ""
 
 
-def _where(path: Path) -> str:
-    try:
-        raw = path.read_bytes().strip()
-        if not raw:
-            return ""
-        w = json.loads(raw.decode("utf-8", "replace").rstrip("\x00 "))
-    except (OSError, ValueError):
-        return ""
-    parts = [f"{k}={w[k]}" for k in ("store", "beta", "run", "question") if k in w]
+def _where_text(where: Mapping[str, Any], names: Sequence[str]) -> str:
+    parts = []
+    for k in ("store", "beta", "run", "question"):
+        if k in where:
+            v = where[k]
+            parts.append(f"{k}={names[v] if k == 'store' and isinstance(v, int) and v < len(names) else v}")
     return "while solving " + ", ".join(parts) if parts else ""
 
 
-def _payload(job: SandboxJob, tmp: Path, limits: SandboxLimits) -> dict[str, Any]:
+def _child_job(job: SandboxJob, limits: SandboxLimits, rfd: int, wfd: int) -> dict[str, Any]:
+    """What the candidate process is given: its source, class name, limits and channel — no data."""
     return {
         "code": job.code,
         "class_name": job.class_name,
-        "stores": [
-            {"name": s.name, "questions": [(q.vocab, q.probes, q.tokens, q.finals, q.delta) for q in s.questions]}
-            for s in job.stores
-        ],
-        "orders": job.orders,
-        "betas": list(job.betas),
-        "runs": list(job.runs),
-        "trace_runs": list(job.trace_runs),
-        "events_cap": EVENTS_CAP,
-        "n_questions": job.n_questions,
-        "leak": job.leak_masks,
-        "reverse": job.reverse,
-        "limits": {
-            "cpu_seconds": limits.cpu_seconds,
-            "memory_mb": limits.memory_mb,
-            "output_mb": limits.output_mb,
-        },
-        "result_path": str(tmp / "result.json"),
-        "progress_path": str(tmp / "progress"),
+        "limits": {"cpu_seconds": limits.cpu_seconds, "memory_mb": limits.memory_mb, "output_mb": limits.output_mb},
+        "isolation": limits.isolation,
+        "rfd": rfd,
+        "wfd": wfd,
     }
 
 
 def run_sandbox(job: SandboxJob, limits: SandboxLimits) -> SandboxOutcome:
-    """Run ``job`` in a limited child process and return what happened."""
+    """Judge ``job``: its candidate runs in a limited child process; return what happened."""
+    if limits.isolation not in ISOLATION_MODES:
+        raise ValueError(f"sandbox isolation must be one of {', '.join(ISOLATION_MODES)}, got {limits.isolation!r}")
     tmp = Path(tempfile.mkdtemp(prefix="autotts-sandbox-"))
     t0 = time.monotonic()
+    names = [s.name for s in job.stores]
+    where: dict[str, Any] = {}
+    data: dict[str, Any] | None = None
+    failure: CandidateFailure | None = None
+    protocol = ""
+    to_child_r, to_child_w = os.pipe()
+    from_child_r, from_child_w = os.pipe()
+    parent_fds = [to_child_w, from_child_r]
     try:
-        with open(tmp / "job.pkl", "wb") as fh:
-            pickle.dump(_payload(job, tmp, limits), fh, protocol=pickle.HIGHEST_PROTOCOL)
-        with open(tmp / "stdout", "wb") as out, open(tmp / "stderr", "wb") as errf:
-            proc = subprocess.Popen(
-                [sys.executable, "-s", "-P", "-m", "autotts.discovery._child", str(tmp / "job.pkl")],
-                cwd=tmp,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=errf,
-                env=_child_env(),
-                start_new_session=True,
-            )
-            with _LIVE_LOCK:
-                _LIVE.add(proc.pid)
-            killed = False
+        with open(tmp / "job.json", "w", encoding="utf-8") as fh:
+            json.dump(_child_job(job, limits, to_child_r, from_child_w), fh)
+        with open(tmp / "stderr", "wb") as errf:
             try:
-                proc.wait(timeout=limits.wall_seconds)
-            except subprocess.TimeoutExpired:
-                killed = True
+                proc = subprocess.Popen(
+                    [sys.executable, "-s", "-P", "-m", "autotts.discovery._child", str(tmp / "job.json")],
+                    cwd=tmp,
+                    stdin=subprocess.DEVNULL,
+                    stdout=errf,
+                    stderr=errf,
+                    env=_child_env(),
+                    start_new_session=True,
+                    pass_fds=(to_child_r, from_child_w),
+                )
             finally:
-                # Kill the whole group: the candidate may have left helpers behind, and an
-                # exception (even KeyboardInterrupt) here must not orphan the child.
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                with _LIVE_LOCK:
-                    _LIVE.discard(proc.pid)
+                os.close(to_child_r)
+                os.close(from_child_w)
+        with _LIVE_LOCK:
+            _LIVE.add(proc.pid)
+        killed = threading.Event()
+
+        def deadline() -> None:
+            killed.set()
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(limits.wall_seconds, deadline)
+        timer.daemon = True
+        timer.start()
+        try:
+            chan = Channel(from_child_r, to_child_w)
+            data = judge(
+                chan,
+                stores=[s.questions for s in job.stores],
+                betas=list(job.betas),
+                runs=list(job.runs),
+                orders=job.orders,
+                trace_runs=set(job.trace_runs),
+                events_cap=EVENTS_CAP,
+                n_questions=job.n_questions,
+                leak_masks=job.leak_masks,
+                secret=job.secret,
+                reverse=job.reverse,
+                on_episode=lambda w: where.update(w),
+                batch=job.batch,
+            )
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        except CandidateFailure as exc:
+            failure = exc
+        except ProtocolError as exc:
+            protocol = str(exc)
+        except (ChannelClosed, OSError):
+            pass  # the process died or was killed: its return code says why
+        finally:
+            timer.cancel()
+            # Kill the whole group: the candidate may have left helpers behind, and an
+            # exception (even KeyboardInterrupt) here must not orphan the child.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            with _LIVE_LOCK:
+                _LIVE.discard(proc.pid)
         seconds = time.monotonic() - t0
         stderr_tail = _tail(tmp / "stderr")
-        where = _where(tmp / "progress")
-        if killed:
-            msg = f"wall-clock limit of {limits.wall_seconds:g} s exceeded {where}".strip()
-            return SandboxOutcome("timeout", None, msg, stderr_tail, seconds)
-        rc = proc.returncode
-        if rc < 0:
-            sig = -rc
-            if sig == signal.SIGXCPU:
-                msg = f"CPU-time limit of {limits.cpu_seconds:g} s exceeded {where}".strip()
-                return SandboxOutcome("timeout", None, msg, stderr_tail, seconds)
-            if sig == signal.SIGXFSZ:
-                msg = f"output limit of {limits.output_mb} MB exceeded {where}".strip()
-                return SandboxOutcome("crashed", None, msg, stderr_tail, seconds, "output")
-            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
-            hint = " (likely the memory limit)" if sig in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT) else ""
-            msg = f"process died on signal {name}{hint} {where}".strip()
-            return SandboxOutcome("crashed", None, msg, stderr_tail, seconds, "signal")
-        result_path = tmp / "result.json"
-        if not result_path.is_file() or result_path.stat().st_size == 0:
-            return SandboxOutcome(
-                "crashed", None, f"process exited with code {rc} without a result {where}".strip(), stderr_tail, seconds
-            )
-        try:
-            data = json.loads(result_path.read_text(encoding="utf-8", errors="replace"))
-        except ValueError as exc:
-            return SandboxOutcome("crashed", None, f"unreadable result: {exc}", stderr_tail, seconds)
-        if not isinstance(data, dict):
-            return SandboxOutcome("crashed", None, "malformed result", stderr_tail, seconds)
-        if not data.get("ok"):
-            raw_err = data.get("error")
-            err: dict[str, Any] = raw_err if isinstance(raw_err, dict) else {}
-            kind = str(err.get("kind", "exception"))
-            text = str(err.get("message", "unknown error"))
-            ctx = {k: err[k] for k in ("store", "beta", "run", "question") if k in err}
+        at = _where_text(where, names)
+        if data is not None:
+            return SandboxOutcome("ok", data, "", stderr_tail, seconds)
+        if failure is not None:
+            ctx = {k: failure.where[k] for k in ("store", "beta", "run", "question") if k in failure.where}
+            if "store" in ctx and isinstance(ctx["store"], int) and ctx["store"] < len(names):
+                ctx["store"] = names[ctx["store"]]
+            text = failure.message
             if ctx:
                 text = f"{text.rstrip()}\n(at " + ", ".join(f"{k}={v}" for k, v in ctx.items()) + ")"
-            if kind == "memory":
+            if failure.kind == "memory":
                 text = f"memory limit of {limits.memory_mb} MB exceeded" + (
                     " (at " + ", ".join(f"{k}={v}" for k, v in ctx.items()) + ")" if ctx else ""
                 )
-            return SandboxOutcome("error", data, text, stderr_tail, seconds, kind)
-        return SandboxOutcome("ok", data, "", stderr_tail, seconds)
+            return SandboxOutcome("error", {"ok": False}, text, stderr_tail, seconds, failure.kind)
+        if killed.is_set():
+            msg = f"wall-clock limit of {limits.wall_seconds:g} s exceeded {at}".strip()
+            return SandboxOutcome("timeout", None, msg, stderr_tail, seconds)
+        if protocol:
+            return SandboxOutcome(
+                "crashed", None, f"broke the judge protocol: {protocol} {at}".strip(), stderr_tail, seconds, "protocol"
+            )
+        rc = proc.returncode
+        if rc is not None and rc < 0:
+            sig = -rc
+            if sig == signal.SIGXCPU:
+                msg = f"CPU-time limit of {limits.cpu_seconds:g} s exceeded {at}".strip()
+                return SandboxOutcome("timeout", None, msg, stderr_tail, seconds)
+            if sig == signal.SIGXFSZ:
+                msg = f"output limit of {limits.output_mb} MB exceeded {at}".strip()
+                return SandboxOutcome("crashed", None, msg, stderr_tail, seconds, "output")
+            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+            hint = " (likely the memory limit)" if sig in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT) else ""
+            msg = f"process died on signal {name}{hint} {at}".strip()
+            return SandboxOutcome("crashed", None, msg, stderr_tail, seconds, "signal")
+        return SandboxOutcome(
+            "crashed", None, f"process exited with code {rc} without finishing {at}".strip(), stderr_tail, seconds
+        )
     finally:
+        for fd in parent_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+_ISOLATION_CHECKED: dict[str, str] = {}
+
+
+def check_isolation(mode: str) -> str:
+    """Why candidates cannot be isolated as ``mode`` asks on this machine ("" when they can).
+
+    ``seccomp`` is probed once per process in a short-lived child (installing the filter is
+    irreversible, so never in this process).
+    """
+    if mode not in ISOLATION_MODES:
+        return f"unknown isolation {mode!r}; use one of {', '.join(ISOLATION_MODES)}"
+    if mode == "process-only":
+        return ""
+    if mode not in _ISOLATION_CHECKED:
+        probe = (
+            "import os, sys\nfrom autotts.discovery.seccomp import install\nwhy = install((2,))\n"
+            "if why:\n    sys.stderr.write(why)\n    sys.exit(3)\n"
+            "try:\n    os.open('/dev/null', os.O_RDONLY)\nexcept PermissionError:\n    sys.exit(0)\n"
+            "sys.stderr.write('the filter was installed but did not refuse open()')\nsys.exit(4)\n"
+        )
+        try:
+            r = subprocess.run(
+                [sys.executable, "-s", "-c", probe],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=_child_env(),
+                check=False,
+            )
+            _ISOLATION_CHECKED[mode] = (
+                "" if r.returncode == 0 else (r.stderr.strip()[-500:] or f"probe exited {r.returncode}")
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            _ISOLATION_CHECKED[mode] = f"could not run the probe: {exc}"
+    return _ISOLATION_CHECKED[mode]
 
 
 def store_payload(name: str, questions: Sequence[ReplayQuestion]) -> StorePayload:

@@ -93,6 +93,7 @@ def build_summary(
         "created": manifest.get("created"),
         "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "stop_reason": manifest.get("stop_reason"),
+        "isolation": manifest.get("isolation", config.sandbox.isolation),
         "proposer": {"kind": config.proposer.kind, "model": config.proposer.model},
         "settings": {
             "rounds": config.rounds,
@@ -151,6 +152,11 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     lines.append(f"- held-out stores: {', '.join(summary['heldout_stores']) or '-'}")
     if summary.get("stop_reason"):
         lines.append(f"- search stopped early: {summary['stop_reason']}")
+    if summary.get("isolation") == "process-only":
+        lines.append(
+            '- **warning: candidates ran with `sandbox.isolation = "process-only"`** — no seccomp filter; '
+            "a candidate that escapes Python's restrictions could read files or reach the network"
+        )
     u = summary["usage"]
     lines.append(
         f"- explorer: {u['calls']} calls, {u['input_tokens']:,} input + {u['output_tokens']:,} output tokens, "

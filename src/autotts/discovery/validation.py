@@ -1,10 +1,10 @@
 """Static checks of a candidate controller program, before it is ever run.
 
 The checks are cheap and give the explorer precise feedback (line numbers, what is
-allowed). They are the first of three layers: the sandbox process (resource limits,
-audit hook, no gold answers) and the leak test catch what static analysis cannot —
-for example attribute access hidden inside a format string, which is why the leak
-test exists at all.
+allowed). They are a teaching filter, not the security boundary: that is the judge
+(:mod:`autotts.discovery.judge` — the candidate's process never holds replay data, and
+costs are recorded by the judge) with the candidate process's seccomp filter and limits,
+plus the leak test for state carried between episodes.
 
 Policy:
 
