@@ -13,9 +13,12 @@ Every error autotts raises on purpose derives from :class:`AutoTTSError`, so cal
     ├── ControllerSpecError        a ``--controller`` spec or its parameters are wrong
     ├── ControllerError            a controller raised while solving a question
     ├── ConfigError                a configuration value is wrong
-    └── DiscoveryError             the discovery loop cannot go on (autotts.discovery.errors)
-        ├── RunDirError            a run directory is missing, corrupt or belongs to another run
-        └── ProposerError          the explorer (LLM, agent) failed after its retries
+    ├── DiscoveryError             the discovery loop cannot go on (autotts.discovery.errors)
+    │   ├── RunDirError            a run directory is missing, corrupt or belongs to another run
+    │   └── ProposerError          the explorer (LLM, agent) failed after its retries
+    └── LLMError                   an LLM server call failed for good (autotts.llm.errors)
+        ├── LLMRequestError        the server refused the request (model name, prompt format, key)
+        └── LLMUnavailableError    no server answered within the retry budget
 
 Subclasses carry context as attributes (``.path``, ``.question``, ``.action`` ...) and
 a message that says what, where and how to fix it.

@@ -7,7 +7,10 @@ replay data; they need a small store that looks real and is the same on every ru
 command-line tests. The environment conformance checks are re-exported so that users
 can run them on their own backends, and the scripted LLM server of the discovery tests
 (:class:`FakeLLMServer`, a real HTTP server on 127.0.0.1 speaking the OpenAI and
-Anthropic protocols) is available here too (:mod:`autotts.testing.fake_llm`).
+Anthropic protocols) is available here too (:mod:`autotts.testing.fake_llm`), beside the
+completions servers of collection and live-session tests: the protocol base
+(:class:`CompletionsServer`) and the scripted model with known answers at known depths
+(:class:`ScriptedCompletionsServer`, :func:`make_script`).
 """
 
 from __future__ import annotations
@@ -18,14 +21,23 @@ from typing import Any
 
 from autotts.env.checker import EnvCheckError, check_env, check_session
 from autotts.store.schema import ReplayStore
+from autotts.testing.completions_server import ByteTokenizer, CompletionCall, CompletionsServer, Generation
 from autotts.testing.fake_llm import FakeLLMServer, Reply
+from autotts.testing.scripted_completions import ScriptedCompletionsServer, ScriptedQuestion, make_script
 
 __all__ = [
+    "ByteTokenizer",
+    "CompletionCall",
+    "CompletionsServer",
     "EnvCheckError",
     "FakeLLMServer",
+    "Generation",
     "Reply",
+    "ScriptedCompletionsServer",
+    "ScriptedQuestion",
     "check_env",
     "check_session",
+    "make_script",
     "tiny_store",
     "write_tiny_store",
 ]

@@ -14,23 +14,14 @@ Every request is recorded (path, headers, decoded JSON body) for assertions.
 
 from __future__ import annotations
 
-import json
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-log = logging.getLogger(__name__)
-
-
-class _QuietServer(ThreadingHTTPServer):
-    """A client that vanishes mid-request (a killed run) is normal here; log it instead of printing a traceback."""
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("fake LLM server: client %s went away", client_address, exc_info=True)
+from autotts.testing._http import LocalJSONServer
 
 
 @dataclass(frozen=True)
@@ -68,8 +59,10 @@ class RecordedRequest:
 Responder = Callable[[RecordedRequest], "Reply | str"]
 
 
-class FakeLLMServer:
+class FakeLLMServer(LocalJSONServer):
     """The scripted server (see the module docstring)."""
+
+    thread_name = "fake-llm"
 
     def __init__(
         self,
@@ -81,65 +74,20 @@ class FakeLLMServer:
     ) -> None:
         self._replies = [r if isinstance(r, Reply) else Reply(text=r) for r in replies]
         self._responder = responder
+        super().__init__()
         self._api_key = api_key
         self._cycle = cycle
         self._next = 0
         self._lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # ----------------------------------------------------------------- lifecycle
     def start(self) -> FakeLLMServer:
         """Bind to a free port on 127.0.0.1 and serve in a daemon thread."""
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_POST(self) -> None:
-                owner._handle(self)
-
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        server = self._server
-        self._thread = threading.Thread(
-            target=lambda: server.serve_forever(poll_interval=0.05), name="fake-llm", daemon=True
-        )
-        self._thread.start()
+        super().start()
         return self
-
-    def stop(self) -> None:
-        """Shut the server down."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def __enter__(self) -> FakeLLMServer:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        if self._server is None:
-            raise RuntimeError("the fake server is not running; call start()")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    @property
-    def openai_base_url(self) -> str:
-        """Base URL for an OpenAI-compatible client (``…/v1``)."""
-        return self.url + "/v1"
 
     @property
     def anthropic_base_url(self) -> str:
@@ -160,34 +108,30 @@ class FakeLLMServer:
             self._next += 1
         return reply
 
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
-        length = int(h.headers.get("Content-Length", "0") or 0)
-        raw = h.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw.decode("utf-8")) if raw else {}
-        except ValueError:
-            body = None
+    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        """Serve one chat-completions or Messages request from the script."""
+        raw, body = self.read_body(h)
         req = RecordedRequest(h.path, {k.lower(): v for k, v in h.headers.items()}, body)
         with self._lock:
             self.requests.append(req)
         anthropic = h.path.rstrip("/").endswith("/messages") and "chat" not in h.path
         if not h.path.rstrip("/").endswith(("/chat/completions", "/messages")):
-            self._send(h, 404, {"error": {"message": f"no route {h.path}"}})
+            self.send_json(h, 404, {"error": {"message": f"no route {h.path}"}})
             return
         if body is None:
-            self._send(h, 400, {"error": {"message": "body is not JSON"}})
+            self.send_json(h, 400, {"error": {"message": "body is not JSON"}})
             return
         if self._api_key is not None:
             given = req.headers.get("x-api-key") if anthropic else req.headers.get("authorization", "")
             expected = self._api_key if anthropic else f"Bearer {self._api_key}"
             if given != expected:
-                self._send(h, 401, {"error": {"type": "authentication_error", "message": "invalid api key"}})
+                self.send_json(h, 401, {"error": {"type": "authentication_error", "message": "invalid api key"}})
                 return
         reply = self._reply_for(req)
         if reply.delay:
             time.sleep(reply.delay)
         if reply.status >= 400:
-            self._send(h, reply.status, {"error": {"message": reply.error}}, reply.headers)
+            self.send_json(h, reply.status, {"error": {"message": reply.error}}, reply.headers)
             return
         tin = max(1, len(raw) // 4)
         tout = max(1, len(reply.text) // 4)
@@ -212,15 +156,4 @@ class FakeLLMServer:
                 ],
                 "usage": {"prompt_tokens": tin, "completion_tokens": tout, "total_tokens": tin + tout},
             }
-        self._send(h, 200, payload, reply.headers)
-
-    @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, payload: Any, headers: Mapping[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode("utf-8")
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        for k, v in (headers or {}).items():
-            h.send_header(k, v)
-        h.end_headers()
-        h.wfile.write(data)
+        self.send_json(h, 200, payload, reply.headers)

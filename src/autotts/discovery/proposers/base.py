@@ -11,14 +11,15 @@ loop records the candidate as ``invalid`` and moves on. Only infrastructure fail
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from autotts.discovery.records import CandidateRecord, Usage
+from autotts.llm.secrets import REDACTED, redact
 
-REDACTED = "[REDACTED]"
+__all__ = ["REDACTED", "HistoryItem", "ProposalRequest", "ProposalResult", "Proposer", "extract_code", "redact"]
 
 
 @dataclass(frozen=True)
@@ -100,11 +101,3 @@ def extract_code(text: str) -> tuple[str | None, str]:
     if "class " in stripped and "def solve" in stripped and "```" not in stripped:
         return stripped + "\n", "whole reply"
     return None, "the reply contains no Python code block defining the controller class"
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret (of four or more characters) replaced by ``[REDACTED]``."""
-    for s in secrets:
-        if s and len(s) >= 4:
-            text = text.replace(s, REDACTED)
-    return text

@@ -1,14 +1,15 @@
 """What the HTTP proposers share: key lookup, money accounting, the client and the retried POST.
 
 The key is read once from the environment variable named in the config and is handed
-to :func:`~autotts.discovery.proposers.retry.post_json` as a secret to redact, so it
-never reaches ``repr``, logs, files or errors.
+to :func:`autotts.llm.post_json` (the one retry layer, shared with ``collect`` and live
+sessions) as a secret to redact, so it never reaches ``repr``, logs, files or errors.
+Failures of the HTTP layer (:class:`~autotts.llm.LLMError`) become
+:class:`~autotts.discovery.errors.ProposerError` here, with the same message.
 """
 
 from __future__ import annotations
 
 import abc
-import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,23 +17,15 @@ from typing import Any
 import httpx
 
 from autotts.discovery.config import ProposerConfig
+from autotts.discovery.errors import ProposerError
 from autotts.discovery.proposers.base import ProposalRequest
-from autotts.discovery.proposers.retry import RetryPolicy, post_json
-from autotts.errors import ConfigError
+from autotts.llm import LLMError, RetryPolicy, post_json
+from autotts.llm import read_key as read_env_key
 
 
 def read_key(cfg: ProposerConfig, env: Mapping[str, str] | None = None) -> str:
     """The API key from the configured environment variable ('' when none is configured)."""
-    if not cfg.api_key_env:
-        return ""
-    env = os.environ if env is None else env
-    key = env.get(cfg.api_key_env, "")
-    if not key:
-        raise ConfigError(
-            f"proposer.api_key_env names {cfg.api_key_env!r}, but that environment variable is not set; "
-            f"export it (export {cfg.api_key_env}=...) or leave api_key_env empty for a server without keys"
-        )
-    return key
+    return read_env_key(cfg.api_key_env, env, option="proposer.api_key_env")
 
 
 def money(cfg: ProposerConfig, input_tokens: int, output_tokens: int) -> float:
@@ -74,15 +67,18 @@ class HttpProposer(abc.ABC):
     def _post(self, headers: dict[str, str], body: dict[str, Any]) -> tuple[dict[str, Any], int, float]:
         """POST with retries; return the JSON reply, the attempts made and the seconds taken."""
         t0 = time.monotonic()
-        data, attempts = post_json(
-            self._client,
-            self.url,
-            headers=headers,
-            body=body,
-            policy=self._policy,
-            secrets=[self._key],
-            sleep=self._sleep,
-        )
+        try:
+            data, attempts = post_json(
+                self._client,
+                self.url,
+                headers=headers,
+                body=body,
+                policy=self._policy,
+                secrets=[self._key],
+                sleep=self._sleep,
+            )
+        except LLMError as exc:
+            raise ProposerError(str(exc), status_code=exc.status_code, retryable=exc.retryable) from None
         return data, attempts, time.monotonic() - t0
 
     def close(self) -> None:
