@@ -13,8 +13,15 @@ import sys
 
 from rich.markup import escape
 
-from autotts.cli import demo_cmd, discover_cmd, eval_cmd, store_cmd, synth_cmd  # noqa: F401  (attach commands)
-from autotts.cli import run_cmd, serve_cmd  # noqa: F401  (attach the live commands)
+from autotts.cli import (  # noqa: F401  (attach commands)
+    demo_cmd,
+    discover_cmd,
+    eval_cmd,
+    run_cmd,
+    serve_cmd,
+    store_cmd,
+    synth_cmd,
+)
 from autotts.cli.app import app
 from autotts.cli.output import err
 from autotts.errors import AutoTTSError, ConfigError, ControllerSpecError

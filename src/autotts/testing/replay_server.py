@@ -36,7 +36,6 @@ connection without a reply.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import socket
@@ -44,11 +43,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from autotts.evaluation.protocols import shuffle_order
 from autotts.store.schema import ERR, ReplayStore
+from autotts.testing._http import LocalJSONServer
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +86,10 @@ class _BadRequest(Exception):
         super().__init__(message)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 256
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-request (a cancelled branch) is normal here.
-        log.debug("replay server: client %s went away", client_address, exc_info=True)
-
-
-class ReplayLLMServer:
+class ReplayLLMServer(LocalJSONServer):
     """Serve ``store`` as a live model (see the module docstring); a context manager."""
+
+    thread_name = "replay-llm"
 
     def __init__(
         self,
@@ -109,6 +102,7 @@ class ReplayLLMServer:
     ) -> None:
         if not probe_suffix:
             raise ValueError("probe_suffix must be the non-empty suffix the probe step appends")
+        super().__init__()
         self.store = store
         self.probe_suffix = probe_suffix
         self.model = model
@@ -118,66 +112,14 @@ class ReplayLLMServer:
         self._lock = threading.Lock()
         self.completions = 0
         """Completion requests received (faulted ones included)."""
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # ----------------------------------------------------------------- lifecycle
     def start(self) -> ReplayLLMServer:
         """Bind a free port on 127.0.0.1 and serve from a daemon thread."""
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in two writes; with Nagle on, the client's delayed
-            # ACK would add ~40 ms to every reply on loopback.
-            disable_nagle_algorithm = True
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                if self.path.rstrip("/") == "/v1/models":
-                    owner._send(self, 200, {"object": "list", "data": [{"id": owner.model, "object": "model"}]})
-                else:
-                    owner._send(self, 404, {"error": {"message": f"no route {self.path}"}})
-
-            def do_POST(self) -> None:
-                owner._handle(self)
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        server = self._server
-        self._thread = threading.Thread(target=lambda: server.serve_forever(0.05), name="replay-llm", daemon=True)
-        self._thread.start()
+        super().start()
         return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def __enter__(self) -> ReplayLLMServer:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        if self._server is None:
-            raise RuntimeError("the replay server is not running; call start()")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    @property
-    def openai_base_url(self) -> str:
-        """Base URL for an OpenAI-compatible client (``…/v1``)."""
-        return self.url + "/v1"
 
     # ------------------------------------------------------------------- model
     def seed_for(self, question: int, run: int, position: int) -> int:
@@ -260,20 +202,22 @@ class ReplayLLMServer:
         }
 
     # ----------------------------------------------------------------- serving
-    def _handle(self, h: BaseHTTPRequestHandler) -> None:
-        length = int(h.headers.get("Content-Length", "0") or 0)
-        raw = h.rfile.read(length) if length else b""
-        if h.path.rstrip("/") != "/v1/completions":
-            self._send(h, 404, {"error": {"message": f"no route {h.path}"}})
+    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        """Route one request: ``GET /v1/models``, ``POST /v1/completions``."""
+        path = h.path.split("?")[0].rstrip("/")
+        # Read the body first, whatever the route: left unread, it would be taken for the
+        # next request on this keep-alive connection.
+        _, body = self.read_body(h) if method == "POST" else (b"", None)
+        if method == "GET" and path == "/v1/models":
+            self._send(h, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
+            return
+        if method != "POST" or path != "/v1/completions":
+            self._send(h, 404, {"error": {"message": f"no route {method} {h.path}"}})
             return
         try:
-            body = json.loads(raw.decode("utf-8"))
             if not isinstance(body, dict):
                 raise _BadRequest(400, "the body must be a JSON object")
             payload, info = self._complete(body)
-        except ValueError:
-            self._send(h, 400, {"error": {"message": "the body is not JSON", "type": "invalid_request_error"}})
-            return
         except _BadRequest as exc:
             self._send(h, exc.status, {"error": {"message": str(exc), "type": "invalid_request_error"}})
             return
@@ -295,14 +239,8 @@ class ReplayLLMServer:
             time.sleep(self.latency)
         self._send(h, 200, payload)
 
-    @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode("utf-8")
+    def _send(self, h: BaseHTTPRequestHandler, status: int, payload: Any) -> None:
         try:
-            h.send_response(status)
-            h.send_header("Content-Type", "application/json")
-            h.send_header("Content-Length", str(len(data)))
-            h.end_headers()
-            h.wfile.write(data)
-        except OSError:
+            self.send_json(h, status, payload)
+        except OSError:  # the client gave up on this request (a cancelled branch)
             log.debug("replay server: client went away before the reply")
