@@ -43,6 +43,8 @@ def serve(
     timeout: Annotated[float, typer.Option(help="Seconds per request at most.")] = 600.0,
     max_branch_tokens: Annotated[int, typer.Option(help="Longest generation of one branch.")] = 32768,
     upstream_in_flight: Annotated[int, typer.Option(help="Requests in flight per upstream server.")] = 64,
+    upstream_retries: Annotated[int, typer.Option(help="Retries of a failed upstream call.")] = 3,
+    upstream_timeout: Annotated[float, typer.Option(help="Seconds one upstream call may take.")] = 600.0,
     api_keys_file: Annotated[
         Path | None, typer.Option(help="File of accepted bearer keys (also $AUTOTTS_SERVE_API_KEYS).")
     ] = None,
@@ -57,7 +59,7 @@ def serve(
         from autotts.online.proxy import ProxyConfig, create_app, load_keys
     except ImportError as exc:
         raise ConfigError(f"autotts serve needs the serve extra: pip install 'autotts[serve]' ({exc})") from None
-    from autotts.llm import read_key
+    from autotts.llm import RetryPolicy, read_key
     from autotts.online import LiveLimits
     from autotts.online.upstream import RecipeSteps, live_recipe
 
@@ -93,8 +95,20 @@ def serve(
     recipe = live_recipe(preset, temperature=temperature, top_p=top_p, token_prompts=token_prompts)
     key = read_key(upstream_key_env) if upstream_key_env else ""
     urls = list(upstream)
+    if upstream_retries < 0 or upstream_timeout <= 0:
+        raise ConfigError("--upstream-retries must be >= 0 and --upstream-timeout positive")
+    policy = RetryPolicy(max_retries=upstream_retries, backoff_seconds=0.5, max_backoff_seconds=10.0)
     app_ = create_app(
-        config, lambda: RecipeSteps.connect(urls, model, recipe, api_key=key, max_in_flight=upstream_in_flight)
+        config,
+        lambda: RecipeSteps.connect(
+            urls,
+            model,
+            recipe,
+            api_key=key,
+            max_in_flight=upstream_in_flight,
+            timeout_seconds=upstream_timeout,
+            policy=policy,
+        ),
     )
     try:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
