@@ -33,7 +33,7 @@ def serve(
     token_prompts: Annotated[str, typer.Option(help="Token-id prompts: auto, always or never.")] = "auto",
     upstream_key_env: Annotated[str | None, typer.Option(help="Environment variable with the upstream key.")] = None,
     allow_controller: Annotated[
-        list[str] | None, typer.Option("--allow-controller", help="Controller a request may pick; repeatable.")
+        list[str] | None, typer.Option("--allow-controller", help="Spec a request may pick by name; repeatable.")
     ] = None,
     beta_min: Annotated[float, typer.Option(help="Smallest β a request may ask for.")] = 0.0,
     beta_max: Annotated[float, typer.Option(help="Largest β a request may ask for.")] = 1.0,
@@ -88,10 +88,6 @@ def serve(
         shutdown_grace=shutdown_grace,
         api_keys=load_keys(file=api_keys_file),
     )
-    for name in config.allowed_controllers:
-        from autotts.controllers.spec import ControllerSpec
-
-        ControllerSpec.parse(name)  # an unknown name fails at startup
     recipe = live_recipe(preset, temperature=temperature, top_p=top_p, token_prompts=token_prompts)
     key = read_key(upstream_key_env) if upstream_key_env else ""
     urls = list(upstream)

@@ -64,7 +64,8 @@ class ProxyConfig:
     delta: int = 500
     beta: float | None = None
     allowed_controllers: tuple[str, ...] = ()
-    """Controller names a request may pick (the default controller always counts)."""
+    """Controller specs a request may pick by name (``sc`` or ``sc:n=8``: the operator fixes the parameters);
+    the default controller always counts."""
     beta_range: tuple[float, float] = (0.0, 1.0)
     limits: LiveLimits = field(default_factory=LiveLimits)
     """Defaults per question; requests may lower them, never raise them."""
@@ -88,6 +89,7 @@ class ProxyConfig:
         if self.max_body_bytes < 1024:
             raise ConfigError(f"max body size must be at least 1024 bytes, got {self.max_body_bytes}")
         self.default_spec()  # fail at startup, not on the first request
+        self.allowed_specs()
 
     def default_spec(self) -> ControllerSpec:
         """The operator's controller spec, with ``--beta`` applied."""
@@ -98,6 +100,10 @@ class ProxyConfig:
             spec = spec.with_params(beta=self.beta)
         return spec
 
+    def allowed_specs(self) -> list[ControllerSpec]:
+        """The parsed specs of ``allowed_controllers``."""
+        return [ControllerSpec.parse(text) for text in self.allowed_controllers]
+
     def resolve(self, body: Mapping[str, Any]) -> tuple[ControllerSpec, LiveLimits]:
         """The controller spec and limits of one request, from its extra body fields."""
         spec = self.default_spec()
@@ -105,15 +111,15 @@ class ProxyConfig:
         if name is not None:
             if not isinstance(name, str):
                 raise RequestError(400, "'controller' must be a controller name", param="controller")
-            allowed = {spec.name, *self.allowed_controllers}
+            allowed = {s.name: s for s in self.allowed_specs()}
+            allowed[spec.name] = spec
             if name not in allowed:
                 raise RequestError(
                     400,
                     f"controller {name!r} is not allowed here; allowed: {', '.join(sorted(allowed))}",
                     param="controller",
                 )
-            if name != spec.name:
-                spec = ControllerSpec.parse(name)
+            spec = allowed[name]
         beta = body.get("beta")
         if beta is not None:
             if isinstance(beta, bool) or not isinstance(beta, int | float):
