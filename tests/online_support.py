@@ -14,8 +14,8 @@ import uvicorn
 
 from autotts.collect.recipe import Recipe
 from autotts.controllers.spec import ControllerSpec
+from autotts.env.protocols import shuffle_order
 from autotts.env.session import ReplaySession
-from autotts.evaluation.protocols import shuffle_order
 from autotts.online.proxy import ProxyConfig, create_app
 from autotts.online.upstream import RecipeSteps
 from autotts.store.schema import ReplayStore

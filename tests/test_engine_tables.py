@@ -23,6 +23,18 @@ def test_confidence_table_is_bit_identical_to_the_scalar_helper() -> None:
             assert table[top1, top2] == beta_confidence(top1, top2), (top1, top2)
 
 
+def test_the_helper_equals_the_published_beta_cdf_bit_for_bit() -> None:
+    # The reference computes 1 - scipy.stats.beta.cdf(0.5, top1 + 1, top2 + 1); the helper
+    # calls the incomplete beta function directly (scipy.stats is slow to import).
+    from scipy import stats
+
+    top1, top2 = np.meshgrid(np.arange(1, 131), np.arange(0, 131), indexing="ij")
+    reference = 1.0 - stats.beta.cdf(0.5, top1 + 1, top2 + 1)
+    for i in range(top1.shape[0]):
+        for j in range(top1.shape[1]):
+            assert beta_confidence(int(top1[i, j]), int(top2[i, j])) == reference[i, j]
+
+
 def test_confidence_table_grows_and_is_read_only() -> None:
     small = confidence_table(3)
     big = confidence_table(200)

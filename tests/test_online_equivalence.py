@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from autotts.controllers import ControllerSpec, registry
+from autotts.env.protocols import shuffle_order
 from autotts.env.session import ReplaySession
-from autotts.evaluation.protocols import shuffle_order
 from autotts.online import LiveLimits, LiveRunner
 from autotts.online.upstream import RecipeSteps
 from autotts.testing import tiny_store

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from autotts.evaluation.protocols import shuffle_order
+from autotts.env.protocols import shuffle_order
 from autotts.testing import tiny_store
 from autotts.testing.replay_server import Fault, ReplayLLMServer
 

@@ -35,9 +35,16 @@ from typing import Any
 
 from autotts import __version__
 from autotts._atomic import write_text_atomic
+from autotts.controllers.base import registry
+from autotts.discovery.config import config_from_mapping
+from autotts.discovery.loop import DiscoveryLoop
+from autotts.discovery.validation import validate_source
 from autotts.errors import AutoTTSError, ConfigError
 from autotts.evaluation.results import CellResult
+from autotts.evaluation.runner import evaluate
+from autotts.store.io import save_store
 from autotts.store.schema import ReplayStore
+from autotts.store.synthetic import synthesize
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +129,6 @@ def demo_specs(available: Sequence[str] | None = None) -> tuple[list[str], list[
     ``available`` defaults to the names in :func:`autotts.controllers.registry`.
     """
     if available is None:
-        from autotts.controllers import registry
-
         available = list(registry())
     specs: list[str] = []
     skipped: list[str] = []
@@ -137,8 +142,6 @@ def demo_specs(available: Sequence[str] | None = None) -> tuple[list[str], list[
 
 def demo_stores(seed: int) -> dict[str, ReplayStore]:
     """The search and held-out stores of the demo (profile ``large``, seeds ``2s`` and ``2s+1``)."""
-    from autotts.store.synthetic import synthesize
-
     return {
         "search": synthesize(DEMO_PROFILE, seed=2 * seed, model=f"synthetic-{DEMO_PROFILE}", benchmark="demo-search"),
         "heldout": synthesize(
@@ -224,11 +227,6 @@ def discovery_step(
     evaluation alone. A run directory left by an earlier demo is replaced. A failure of
     the run is reported as ``status="failed"`` rather than stopping the demo.
     """
-    try:
-        from autotts.discovery import DiscoveryLoop
-        from autotts.discovery.config import config_from_mapping
-    except ImportError as exc:  # pragma: no cover - the discovery package ships with autotts
-        return StepOutcome("discovery", "not-run", f"the discovery package is not available ({exc})")
     run_dir = out_dir / "discovery"
     if not _check_discovery_dir(run_dir):
         raise ConfigError(f"{str(run_dir)!r} exists and is not a demo discovery run; choose another --out")
@@ -258,8 +256,6 @@ def discovery_step(
     data = _discovery_data(outcome.summary, rounds, search_runs)
     program = run_dir / "discovered_controller.py"
     if program.is_file():
-        from autotts.discovery.validation import validate_source
-
         data["program"] = "discovery/discovered_controller.py"
         data["class_name"] = validate_source(program.read_text(encoding="utf-8")).class_name
     sel = data["selection"]
@@ -403,9 +399,6 @@ def run_demo(
     ``quick`` evaluates 10 runs per cell instead of 100. ``backend``/``workers`` choose
     how cells run (results are identical on every backend).
     """
-    from autotts.evaluation import evaluate
-    from autotts.store import save_store
-
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"demo seed must be a non-negative integer, got {seed!r}")
     # Absolute, because the discovery step resolves store paths against its own run directory.

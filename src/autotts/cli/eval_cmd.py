@@ -143,7 +143,7 @@ def eval_command(
     from autotts.controllers.spec import ControllerSpec
     from autotts.evaluation import Protocol
     from autotts.evaluation.presets import paper_tables, preset_specs
-    from autotts.evaluation.results import CellResult, CellSummary, RecordSummary
+    from autotts.evaluation.results import CellResult, CellSummary
     from autotts.evaluation.runner import cell_key, evaluate_cells, expand_cells
     from autotts.evaluation.sweep import ResultStream, load_sweep, record_key
     from autotts.store import load_stores
@@ -185,13 +185,13 @@ def eval_command(
     cells = expand_cells(stores, specs, betas)
 
     stream = ResultStream(json_out, resume=resume) if json_out is not None else None
-    previous: dict[str, RecordSummary] = {}
+    previous: dict[str, CellResult] = {}
     if stream is not None and resume:
         by_key = {record_key(r): r for r in stream.records}
         for cell in cells:
             key = cell_key(cell.store.name, cell.spec.name, cell.spec.params, proto.label, runs)
             if key in by_key:
-                previous[key] = RecordSummary(by_key[key])
+                previous[key] = CellResult.from_dict(by_key[key])
         if previous:
             err.print(f"resuming: {len(previous)} of {len(cells)} cells already in {json_out}")
     todo = [c for c in cells if cell_key(c.store.name, c.spec.name, c.spec.params, proto.label, runs) not in previous]
@@ -235,7 +235,7 @@ def eval_command(
             ordered_records.append(fresh_by_key[key].to_record())
         elif key in previous:
             results.append(previous[key])
-            ordered_records.append(previous[key].record)
+            ordered_records.append(by_key[key])
     if stream is not None:
         # Cells streamed in completion order; the finished file lists them in cell order,
         # followed by records of earlier calls that this call did not ask for (kept, not lost).

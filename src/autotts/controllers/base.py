@@ -64,9 +64,7 @@ def register(name: str, description: str = "") -> Callable[[type[Any]], type[Any
 
 
 def registry() -> dict[str, ControllerFactory]:
-    """Built-in controllers by name (importing their modules registers them)."""
-    from autotts.controllers import _builtin  # noqa: F401  (registers built-ins)
-
+    """Registered controllers by name (``autotts.controllers`` imports every built-in module)."""
     return dict(_REGISTRY)
 
 

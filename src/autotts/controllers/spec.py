@@ -6,11 +6,16 @@ instances and gives the label used in tables and JSON records.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from autotts.controllers.base import Controller, registry
+from autotts.controllers.loader import instantiate, load_controller_class
 from autotts.errors import ControllerSpecError
 
 
@@ -47,9 +52,18 @@ def parse_params(text: str, *, spec: str) -> dict[str, Any]:
     return params
 
 
-def format_params(params: dict[str, Any]) -> str:
+def format_params(params: Mapping[str, Any]) -> str:
     """Inverse of :func:`parse_params` for display: ``k=v,k2=v2``."""
     return ",".join(f"{k}={v}" for k, v in params.items())
+
+
+def label(controller: str, params: Mapping[str, Any]) -> str:
+    """``controller(k=v,...)``, or the bare name without parameters: the one label of a cell.
+
+    Specs, evaluation records and tables all call this, so a cell is shown the same way
+    wherever it appears.
+    """
+    return f"{controller}({format_params(params)})" if params else controller
 
 
 @dataclass(frozen=True)
@@ -113,8 +127,33 @@ class ControllerSpec:
 
     @property
     def label(self) -> str:
-        """Short display label, e.g. ``sc(n=64)`` or ``cmc(beta=0.5)``."""
-        return f"{self.name}({format_params(self.params)})" if self.params else self.name
+        """Short display label, e.g. ``sc(n=64)`` or ``cmc(beta=0.5)`` (see :func:`label`)."""
+        return label(self.name, self.params)
+
+    @property
+    def fingerprint(self) -> str:
+        """Hex hash of what decides the controller's behaviour: name, parameters, and code not in the package.
+
+        A file controller's hash covers the file's source, so editing the file changes
+        the fingerprint (and a resumed sweep can tell its old results apart). A class
+        given from Python is hashed with its module source when that can be read.
+        Built-ins are identified by name and parameters.
+        """
+        h = hashlib.sha256()
+        h.update(json.dumps([self.name, self.params, self.class_name], sort_keys=True, default=repr).encode())
+        if self.path is not None:
+            try:
+                h.update(Path(self.path).read_bytes())
+            except OSError as exc:
+                raise ControllerSpecError(f"controller {self.label}: cannot read {self.path}: {exc}") from None
+        elif self.target is not None:
+            cls = self.target if inspect.isclass(self.target) else type(self.target)
+            h.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+            try:
+                h.update(inspect.getsource(cls).encode())
+            except (OSError, TypeError):
+                pass  # defined interactively: the name is all there is
+        return h.hexdigest()
 
     def accepts(self, param: str) -> bool:
         """Whether the controller takes a parameter of this name (e.g. ``beta``)."""
@@ -132,8 +171,6 @@ class ControllerSpec:
         if self.target is not None:
             return self.target if inspect.isclass(self.target) else type(self.target)
         if self.path is not None:
-            from autotts.controllers.loader import load_controller_class
-
             return load_controller_class(self.path, self.class_name or self.name)
         return registry()[self.name]
 
@@ -144,8 +181,6 @@ class ControllerSpec:
             return built_instance
         factory = self._factory()
         if self.path is not None or self.target is not None:
-            from autotts.controllers.loader import instantiate
-
             built: Controller = instantiate(factory, self.params, spec=self.label)
             return built
         try:

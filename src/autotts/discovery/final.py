@@ -13,34 +13,29 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numpy as np
-
 from autotts.discovery.config import DiscoverConfig
 from autotts.discovery.sandbox import SandboxJob, SandboxLimits, StorePayload, orders_for, run_sandbox
-from autotts.discovery.seeds import evaluate_specs, seed_specs
+from autotts.discovery.seeds import evaluate_specs, point_dict, seed_specs
 from autotts.discovery.validation import validate_source
-from autotts.evaluation.metrics import bootstrap_ci
-from autotts.evaluation.protocols import Protocol
+from autotts.env.protocols import Protocol
+from autotts.evaluation.results import grade_cell
 from autotts.store.schema import ReplayStore
 
 log = logging.getLogger(__name__)
 
 
-def _point(store: ReplayStore, beta: float | None, cell: Mapping[str, Any]) -> dict[str, Any]:
-    golds = store.golds
-    answers = cell["answers"]
-    correct = np.array([[a is not None and a == golds[q] for q, a in enumerate(row)] for row in answers], dtype=bool)
-    cost = np.array(cell["cost"], dtype=np.int64)
-    seq = np.array(cell["seq"], dtype=np.int64)
-    lo, hi = bootstrap_ci(correct.mean(axis=0).astype(np.float64))
-    return {
-        "beta": beta,
-        "accuracy": 100.0 * float(correct.mean()),
-        "accuracy_ci95": [100.0 * lo, 100.0 * hi],
-        "tokens": float(cost.mean()),
-        "sequential_tokens": float(seq.mean()),
-        "runs": int(correct.shape[0]),
-    }
+def _point(store: ReplayStore, beta: float | None, cell: Mapping[str, Any], protocol: Protocol) -> dict[str, Any]:
+    """Grade one sandbox cell (answers and costs, no golds) the way every cell is graded."""
+    result = grade_cell(
+        store,
+        controller="discovered",
+        params={} if beta is None else {"beta": beta},
+        protocol=protocol.label,
+        answers=cell["answers"],
+        cost=cell["cost"],
+        sequential=cell["seq"],
+    )
+    return point_dict(result, beta)
 
 
 def evaluate_discovered(
@@ -73,7 +68,7 @@ def evaluate_discovered(
             return {"status": status, "message": f"β={beta}: {outcome.message}", "curves": {}}
         for cell in outcome.data["cells"]:
             store = stores[int(cell["store"])]
-            curves[store.name].append(_point(store, beta, cell))
+            curves[store.name].append(_point(store, beta, cell, protocol))
     return {"status": "ok", "message": "", "curves": curves}
 
 

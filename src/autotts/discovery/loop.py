@@ -27,6 +27,7 @@ from autotts.discovery.config import DiscoverConfig
 from autotts.discovery.digest import build_digest
 from autotts.discovery.errors import ProposerError
 from autotts.discovery.evaluate import EvalContext, Evaluation, evaluate_candidate
+from autotts.discovery.final import final_evaluation
 from autotts.discovery.history import RunDir
 from autotts.discovery.prompt import PromptBuilder, SeedInfo, StoreFacts
 from autotts.discovery.proposers import HistoryItem, ProposalRequest, Proposer, make_proposer
@@ -34,8 +35,9 @@ from autotts.discovery.records import CandidateRecord, Status, Usage, candidate_
 from autotts.discovery.sandbox import SandboxLimits, kill_all
 from autotts.discovery.seeds import FULL_BUDGET_SPEC, evaluate_specs, seed_infos, seed_specs
 from autotts.discovery.selection import Choice, best_point, ranked, select
+from autotts.discovery.summary import write_summary
 from autotts.discovery.validation import validate_source
-from autotts.evaluation.protocols import Protocol as RunProtocol
+from autotts.env.protocols import Protocol as RunProtocol
 from autotts.store import find_stores, load_stores
 from autotts.store.schema import ReplayStore
 
@@ -400,9 +402,6 @@ class DiscoveryLoop:
     # --------------------------------------------------------------------- run
     def run(self) -> RunOutcome:
         """Run (or resume) every remaining phase; return the selection and the summary."""
-        from autotts.discovery.final import final_evaluation
-        from autotts.discovery.summary import write_summary
-
         run = self.run_dir
         removed = run.cleanup_tmp()
         if removed:

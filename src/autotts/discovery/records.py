@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from autotts.evaluation.results import CellResult
+
 
 class Status(StrEnum):
     """What became of a candidate. A failed candidate is data, not an exception."""
@@ -60,6 +62,13 @@ class CurvePoint:
             "tokens": self.tokens,
             "sequential_tokens": self.sequential_tokens,
         }
+
+    @classmethod
+    def of(cls, result: CellResult, beta: float | None = None) -> CurvePoint:
+        """The point of one graded cell (β from its parameters unless given)."""
+        if beta is None and result.params.get("beta") is not None:
+            beta = float(result.params["beta"])
+        return cls(beta, result.accuracy, result.tokens, result.sequential_tokens)
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> CurvePoint:

@@ -19,9 +19,10 @@ from autotts.controllers.base import descriptions, registry
 from autotts.controllers.spec import ControllerSpec
 from autotts.discovery.prompt import SeedInfo
 from autotts.discovery.records import CurvePoint
+from autotts.env.protocols import Protocol
 from autotts.errors import AutoTTSError
-from autotts.evaluation.protocols import Protocol
 from autotts.evaluation.results import CellResult
+from autotts.evaluation.runner import evaluate
 from autotts.store.schema import ReplayStore
 
 log = logging.getLogger(__name__)
@@ -49,15 +50,19 @@ def seed_source(spec: ControllerSpec) -> tuple[str, str]:
     return descriptions().get(spec.name, ""), source
 
 
+def point_dict(result: CellResult, beta: float | None = None) -> dict[str, Any]:
+    """A graded cell as a curve point in JSON form, with its 95 % accuracy interval and run count."""
+    point = CurvePoint.of(result, beta).to_json()
+    point["accuracy_ci95"] = list(result.accuracy_ci)
+    point["runs"] = result.runs
+    return point
+
+
 def point_dicts(results: Sequence[CellResult]) -> dict[str, list[dict[str, Any]]]:
-    """Per-store curve points as JSON dicts, with the 95 % accuracy interval and the run count."""
+    """Per-store curve points as JSON dicts (see :func:`point_dict`), sorted by β."""
     out: dict[str, list[dict[str, Any]]] = {}
     for r in results:
-        beta = r.params.get("beta")
-        point = CurvePoint(None if beta is None else float(beta), r.accuracy, r.tokens, r.sequential_tokens).to_json()
-        point["accuracy_ci95"] = list(r.accuracy_ci)
-        point["runs"] = r.runs
-        out.setdefault(r.store, []).append(point)
+        out.setdefault(r.store, []).append(point_dict(r))
     for pts in out.values():
         pts.sort(key=lambda p: -1.0 if p["beta"] is None else p["beta"])
     return out
@@ -74,8 +79,6 @@ def evaluate_specs(
     on_done: Callable[[str], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Curves of every spec on every store; a failing spec is recorded with its error, not raised."""
-    from autotts.evaluation import evaluate
-
     out: dict[str, dict[str, Any]] = {}
     for text in specs:
         try:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from autotts.engine.dispatch import FastCell, KernelPlan
-    from autotts.evaluation.protocols import Protocol
+    from autotts.env.protocols import Protocol
     from autotts.store.schema import ReplayStore
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from numpy.typing import NDArray
 
 from autotts.engine.layout import Orders, StoreLayout, confidence_table, layout_of, orders_for
 from autotts.engine.traces import CellEvents, CellTraces
-from autotts.evaluation.protocols import Protocol
-from autotts.evaluation.results import QuestionTrace
+from autotts.env.protocols import Protocol
+from autotts.env.session import QuestionTrace
 from autotts.store.schema import ReplayStore
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import special
 
-from autotts.evaluation.protocols import Protocol
+from autotts.env.protocols import Protocol
 from autotts.store.schema import ERR, ReplayStore
 
 _LAYOUT_KEY = "_engine_layout"
@@ -186,7 +187,7 @@ _CONFIDENCE: dict[int, NDArray[np.float64]] = {}
 def confidence_table(max_count: int) -> NDArray[np.float64]:
     """``table[top1, top2] == beta_confidence(top1, top2)`` for counts ``0 .. max_count``.
 
-    Computed with the same scipy distribution function, on arrays instead of scalars:
+    Computed with the same scipy function as :func:`autotts.voting.beta_confidence`, on arrays instead of scalars:
     the ufunc evaluates every element with the same scalar routine, so each entry is
     bit-identical to the cached scalar helper (``tests/test_engine_tables.py`` checks
     every entry). ``top1 == 0`` gives 0, as in the helper.
@@ -195,10 +196,8 @@ def confidence_table(max_count: int) -> NDArray[np.float64]:
     for have, table in _CONFIDENCE.items():
         if have >= size:
             return table
-    from scipy import stats
-
     top1, top2 = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
-    values = 1.0 - stats.beta.cdf(0.5, top1 + 1, top2 + 1)
+    values = 1.0 - special.betainc(top1 + 1, top2 + 1, 0.5)
     table = np.where(top1 <= 0, 0.0, values).astype(np.float64)
     table = np.ascontiguousarray(table)
     table.setflags(write=False)

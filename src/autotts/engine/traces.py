@@ -22,10 +22,9 @@ from typing import Any, cast, overload
 import numpy as np
 from numpy.typing import NDArray
 
-from autotts.env.session import ADVANCE, OPEN, PRUNE, ReplaySession, TraceEvent
+from autotts.env.protocols import Protocol
+from autotts.env.session import ADVANCE, OPEN, PRUNE, QuestionTrace, ReplaySession, TraceEvent
 from autotts.errors import AutoTTSError
-from autotts.evaluation.protocols import Protocol
-from autotts.evaluation.results import QuestionTrace
 from autotts.store.schema import ReplayQuestion
 
 

@@ -2,7 +2,7 @@
 
 from autotts.env.checker import EnvCheckError, check_env, check_session
 from autotts.env.process import Action, ActionKind, Observation, Probe, ReplayEnv, StepResult
-from autotts.env.session import BranchView, ReplaySession, Reveal, TraceEvent
+from autotts.env.session import BranchView, QuestionTrace, ReplaySession, Reveal, TraceEvent
 
 __all__ = [
     "Action",
@@ -11,6 +11,7 @@ __all__ = [
     "EnvCheckError",
     "Observation",
     "Probe",
+    "QuestionTrace",
     "ReplayEnv",
     "ReplaySession",
     "Reveal",

@@ -26,6 +26,7 @@ opened one may be advanced); by default both are illegal actions.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from autotts.errors import IllegalActionError, StoreExhaustedError
@@ -59,6 +60,18 @@ class TraceEvent(NamedTuple):
     answer: str | None
     cost: int
     total: int
+
+
+@dataclass(frozen=True)
+class QuestionTrace:
+    """The execution trace of one (run, question) episode, as evaluation keeps it."""
+
+    run: int
+    question: int
+    answer: str | None
+    correct: bool
+    events: Sequence[TraceEvent]
+    notes: tuple[tuple[int, str], ...] = ()
 
 
 class BranchView(NamedTuple):

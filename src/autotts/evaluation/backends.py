@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autotts.controllers.spec import ControllerSpec
+from autotts.env.protocols import Protocol
 from autotts.errors import ConfigError
-from autotts.evaluation.protocols import Protocol
+from autotts.evaluation.cell import run_cell
 from autotts.evaluation.results import CellResult
 from autotts.store.schema import ReplayStore
 
@@ -54,8 +55,6 @@ def _init_worker(stores: Sequence[ReplayStore]) -> None:
 
 def run_with(store: ReplayStore, spec: ControllerSpec, options: RunOptions) -> CellResult:
     """Run one cell with the shared options (what every backend executes)."""
-    from autotts.evaluation.runner import run_cell
-
     return run_cell(
         store,
         spec,

@@ -1,154 +1,26 @@
-"""Replay evaluation: run controllers on stores under a protocol and collect the arrays."""
+"""Replay evaluation: plan cells from stores × controllers and run them on a backend."""
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from autotts.controllers.spec import ControllerSpec
-from autotts.env.session import ReplaySession
-from autotts.errors import AutoTTSError, ConfigError, ControllerError
-from autotts.evaluation.protocols import Protocol
-from autotts.evaluation.results import CellResult, QuestionTrace
+from autotts.engine import prepare
+from autotts.env.protocols import Protocol
+from autotts.errors import ConfigError
+from autotts.evaluation.backends import RunOptions, run_tasks
+from autotts.evaluation.cell import Cell, expand_cells, run_cell
+from autotts.evaluation.results import CellResult, cell_key
 from autotts.store.schema import ReplayStore
+
+__all__ = ["Cell", "ProgressCallback", "cell_key", "evaluate", "evaluate_cells", "expand_cells", "records", "run_cell"]
 
 log = logging.getLogger(__name__)
 
 #: Called after each finished cell with (cells done, cells total, the result).
 ProgressCallback = Callable[[int, int, CellResult], None]
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One unit of evaluation work: a store and a fully specified controller."""
-
-    store: ReplayStore
-    spec: ControllerSpec
-
-
-def expand_cells(
-    stores: Sequence[ReplayStore],
-    specs: Sequence[ControllerSpec],
-    betas: Sequence[float] | None = None,
-) -> list[Cell]:
-    """Every (store, controller, β) combination; β applies to controllers that take ``beta``."""
-    cells: list[Cell] = []
-    for store in stores:
-        for spec in specs:
-            if betas and spec.accepts("beta") and "beta" not in spec.params:
-                cells.extend(Cell(store, spec.with_params(beta=float(b))) for b in betas)
-            else:
-                cells.append(Cell(store, spec))
-    return cells
-
-
-def run_cell(
-    store: ReplayStore,
-    spec: ControllerSpec,
-    *,
-    runs: int = 100,
-    protocol: Protocol | None = None,
-    record: bool = False,
-    quirks: bool = False,
-    fast: bool = True,
-) -> CellResult:
-    """Evaluate one controller spec on one store for ``runs`` runs.
-
-    With ``record=True`` every episode's execution trace is kept in the result. A
-    built-in controller runs on its compiled kernel (:mod:`autotts.engine`) when one
-    exists and numba is available, with bit-identical results (answers, costs,
-    sequential tokens and traces); ``fast=False`` forces the Python controller, the
-    reference the kernels are tested against. ``quirks`` only changes what happens on
-    illegal actions, which built-in controllers never take, so it does not affect them.
-    """
-    protocol = protocol or Protocol()
-    if runs < 1:
-        raise ConfigError(f"runs must be at least 1, got {runs}")
-    controller = spec.build()
-    if fast:
-        from autotts.engine import run_builtin
-
-        t0 = time.perf_counter()
-        done = run_builtin(store, controller, runs=runs, protocol=protocol, record=record)
-        if done is not None:
-            return CellResult(
-                store=store.name,
-                model=store.meta.model,
-                benchmark=store.meta.benchmark,
-                controller=spec.name,
-                params=dict(spec.params),
-                protocol=protocol.label,
-                correct=done.correct,
-                cost=done.cost,
-                sequential=done.sequential,
-                answers=done.answers,
-                traces=done.traces,
-                seconds=time.perf_counter() - t0,
-            )
-    replay = store.replay
-    golds = store.golds
-    nq = len(replay)
-    correct = np.zeros((runs, nq), dtype=bool)
-    cost = np.zeros((runs, nq), dtype=np.int64)
-    seq = np.zeros((runs, nq), dtype=np.int64)
-    answers: list[tuple[str | None, ...]] = []
-    traces: list[QuestionTrace] = []
-    t0 = time.perf_counter()
-    for r in range(runs):
-        run_answers: list[str | None] = []
-        for qi, q in enumerate(replay):
-            session = ReplaySession(q, protocol.order(q.n_branches, r), record=record, quirks=quirks)
-            try:
-                answer = controller.solve(session)
-            except AutoTTSError as exc:
-                raise ControllerError(
-                    f"controller {spec.label} failed on {store.name} question {qi} (run {r}): {exc}",
-                    controller=spec.label,
-                    question=qi,
-                ) from exc
-            except Exception as exc:
-                raise ControllerError(
-                    f"controller {spec.label} raised {type(exc).__name__} on {store.name} "
-                    f"question {qi} (run {r}): {exc}",
-                    controller=spec.label,
-                    question=qi,
-                ) from exc
-            if answer is not None and not isinstance(answer, str):
-                answer = str(answer)
-            ok = answer is not None and answer == golds[qi]
-            correct[r, qi] = ok
-            cost[r, qi] = session.cost
-            seq[r, qi] = session.sequential_tokens
-            run_answers.append(answer)
-            if record:
-                traces.append(QuestionTrace(r, qi, answer, ok, session.trace, session.notes))
-        answers.append(tuple(run_answers))
-    return CellResult(
-        store=store.name,
-        model=store.meta.model,
-        benchmark=store.meta.benchmark,
-        controller=spec.name,
-        params=dict(spec.params),
-        protocol=protocol.label,
-        correct=correct,
-        cost=cost,
-        sequential=seq,
-        answers=tuple(answers),
-        traces=tuple(traces),
-        seconds=time.perf_counter() - t0,
-    )
-
-
-def cell_key(store: str, controller: str, params: dict[str, Any], protocol: str, runs: int) -> str:
-    """Identity of a cell in streamed results, used by ``--resume`` to skip finished cells."""
-    import json
-
-    return json.dumps([store, controller, params, protocol, runs], sort_keys=True, default=str)
 
 
 def evaluate_cells(
@@ -169,8 +41,6 @@ def evaluate_cells(
     ``progress`` is called as each cell finishes (in completion order), which is where
     callers stream results to disk.
     """
-    from autotts.evaluation.backends import RunOptions, run_tasks
-
     if runs < 1:
         raise ConfigError(f"runs must be at least 1, got {runs}")
     options = RunOptions(runs=runs, protocol=protocol or Protocol(), record=record, quirks=quirks, fast=fast)
@@ -194,8 +64,6 @@ def evaluate_cells(
             cell.store.replay  # noqa: B018  (intern once here, before workers fork)
         controllers.append(cell.spec.build())  # fail fast on a bad spec, before any worker starts
         tasks.append((index[sid], cell.spec))
-    from autotts.engine import prepare
-
     # Lay stores out and compile the needed kernels once here, so that forked workers
     # inherit them instead of each doing it again.
     if fast:
@@ -268,4 +136,4 @@ def evaluate(
 
 def records(results: Iterable[CellResult]) -> list[dict[str, Any]]:
     """JSON records of many results."""
-    return [r.to_record() for r in results]
+    return [r.to_dict() for r in results]

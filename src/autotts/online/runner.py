@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from autotts.controllers.base import Controller
-from autotts.controllers.voting import majority
 from autotts.env.session import TraceEvent
 from autotts.errors import AutoTTSError, ControllerError
 from autotts.online.errors import EpisodeStopped, OnlineError, UpstreamError
 from autotts.online.session import LiveLimits, LiveSession
 from autotts.online.steps import BranchSteps
 from autotts.store.schema import ERR
+from autotts.voting import majority
 
 
 @dataclass(frozen=True, slots=True)

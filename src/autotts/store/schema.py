@@ -12,6 +12,7 @@ answer is kept apart from the data a controller may touch.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -167,6 +168,22 @@ class ReplayStore:
     def golds(self) -> tuple[str, ...]:
         """Gold answers, for grading outside the session."""
         return self._interned[1]
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hex SHA-256 of the store's content (questions, gold answers, branches; not its name or source).
+
+        Two stores with the same name but different data get different fingerprints, which
+        is how evaluation records tell them apart. Computed once per store object from the
+        question objects (tens of milliseconds for a 30-question, 128-branch store).
+        """
+        h = hashlib.sha256()
+        for q in self.questions:
+            # Strings, not interned codes: a store read from Parquet (codes as stored) and
+            # the same store read from JSON (codes recomputed) must hash the same.
+            h.update(repr((q.id, q.text, q.gold, q.delta, len(q.branches))).encode())
+            h.update(repr([(b.probes, b.tokens, b.final) for b in q.branches]).encode())
+        return h.hexdigest()
 
     def __repr__(self) -> str:
         return f"ReplayStore({self.name!r}, questions={len(self.questions)})"

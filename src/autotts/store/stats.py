@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import numpy.typing as npt
 
-from autotts.controllers.voting import majority
 from autotts.store.schema import ERR, ReplayStore
+from autotts.voting import majority
 
 
 @dataclass(frozen=True, slots=True)

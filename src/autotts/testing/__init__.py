@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from autotts.env.checker import EnvCheckError, check_env, check_session
+from autotts.store.io import save_store
 from autotts.store.schema import ReplayStore
+from autotts.store.synthetic import synthesize
 from autotts.testing.completions_server import ByteTokenizer, CompletionCall, CompletionsServer, Generation
 from autotts.testing.fake_llm import FakeLLMServer, Reply
 from autotts.testing.scripted_completions import ScriptedCompletionsServer, ScriptedQuestion, make_script
@@ -60,8 +62,6 @@ def tiny_store(
     ``tiny-<profile>`` and ``seed<seed>`` so that stores from different seeds have
     different names in results.
     """
-    from autotts.store.synthetic import synthesize
-
     return synthesize(
         profile,
         seed=seed,
@@ -75,6 +75,4 @@ def tiny_store(
 
 def write_tiny_store(path: str | os.PathLike[str], seed: int = 0, **kwargs: Any) -> Path:
     """Write :func:`tiny_store` (same arguments) to ``path`` (``.parquet`` or ``.json``); return the path."""
-    from autotts.store import save_store
-
     return save_store(tiny_store(seed, **kwargs), path)

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from autotts.evaluation.protocols import shuffle_order
+from autotts.env.protocols import shuffle_order
 from autotts.store.schema import ERR, ReplayStore
 from autotts.testing._http import LocalJSONServer
 
