@@ -14,6 +14,7 @@ import sys
 from rich.markup import escape
 
 from autotts.cli import (  # noqa: F401  (attach commands)
+    collect_cmd,
     demo_cmd,
     discover_cmd,
     eval_cmd,

@@ -180,7 +180,8 @@ class CompletionsClient:
         self._servers = [_Server(u.rstrip("/"), max_in_flight) for u in base_urls]
         self._sleep: Sleep = sleep or asyncio.sleep
         self._rng = rng or random.Random()
-        self._cond: asyncio.Condition | None = None
+        self._changed: asyncio.Event | None = None
+        self._changed_loop: asyncio.AbstractEventLoop | None = None
         headers = {"Content-Type": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -228,37 +229,35 @@ class CompletionsClient:
         await self._http.aclose()
 
     # ------------------------------------------------------------------ scheduling
-    def _condition(self) -> asyncio.Condition:
-        # Created lazily: a Condition binds to the running loop, and clients may be built outside one.
-        if self._cond is None:
-            self._cond = asyncio.Condition()
-        return self._cond
+    # Single-threaded asyncio: choosing a server and taking its slot happen with no
+    # await in between, so no lock is needed; releasing is synchronous, so it also
+    # runs when the request's task is cancelled.
+    def _event(self) -> asyncio.Event:
+        loop = asyncio.get_running_loop()
+        if self._changed is None or self._changed_loop is not loop:
+            self._changed, self._changed_loop = asyncio.Event(), loop
+        return self._changed
 
     async def _acquire(self) -> _Server:
-        cond = self._condition()
-        async with cond:
-            while True:
-                now = time.monotonic()
-                live = [s for s in self._servers if s.dead_until <= now]
-                free = [s for s in live if s.in_flight < s.limit]
-                if free:
-                    server = min(free, key=lambda s: s.in_flight)
-                    server.in_flight += 1
-                    return server
-                if live:
-                    await cond.wait()
-                    continue
-                revival = min(s.dead_until for s in self._servers)
-                try:
-                    await asyncio.wait_for(cond.wait(), timeout=max(0.0, revival - now))
-                except TimeoutError:
-                    pass
+        changed = self._event()
+        while True:
+            now = time.monotonic()
+            live = [s for s in self._servers if s.dead_until <= now]
+            free = [s for s in live if s.in_flight < s.limit]
+            if free:
+                server = min(free, key=lambda s: s.in_flight)
+                server.in_flight += 1
+                return server
+            changed.clear()
+            timeout = None if live else max(0.0, min(s.dead_until for s in self._servers) - now)
+            try:
+                await asyncio.wait_for(changed.wait(), timeout=timeout)
+            except TimeoutError:
+                pass
 
-    async def _release(self, server: _Server) -> None:
-        cond = self._condition()
-        async with cond:
-            server.in_flight -= 1
-            cond.notify_all()
+    def _release(self, server: _Server) -> None:
+        server.in_flight -= 1
+        self._event().set()
 
     def _mark_failed(self, server: _Server, failure: Failure, attempt: int) -> float:
         """Take a failing server out for the policy's delay; return that delay."""
@@ -297,7 +296,7 @@ class CompletionsClient:
                         server.consecutive_failures = 0
                         return decode_json(response, last_url, [self._key]), server, attempt + 1
             finally:
-                await self._release(server)
+                self._release(server)
             self.stats.failures += 1
             if not last.retryable:
                 raise LLMRequestError(last.message, url=last_url, status_code=last.status_code)

@@ -106,6 +106,11 @@ class CompletionsServer(LocalJSONServer):
         with self._lock:
             self._faults.extend(_Fault(status, dict(headers or {})) for _ in range(n))
 
+    def clear_faults(self) -> None:
+        """Drop the failures not yet served."""
+        with self._lock:
+            self._faults.clear()
+
     def generate(self, call: CompletionCall) -> Generation:
         """What the model writes for ``call`` (subclasses implement)."""
         raise NotImplementedError

@@ -181,6 +181,23 @@ class ScriptedCompletionsServer(CompletionsServer):
             raise ValueError(f"scripted server: the prefix {generated[:40]!r}… continues no scripted branch")
         return hits[0]
 
+    def describe(self, call: CompletionCall) -> tuple[str, int, int, int] | None:
+        """``(kind, question, branch, characters)`` of a call: kind ``grow`` or ``probe``; None for foreign ones.
+
+        ``characters`` is the branch prefix the call started from (grow) or probed
+        (probe) — with ASCII byte tokens, its length in tokens.
+        """
+        located = self._locate(call.prompt)
+        if located is None:
+            return None
+        qi, generated = located
+        if self.probe_suffix and generated.endswith(self.probe_suffix):
+            prefix = generated[: len(generated) - len(self.probe_suffix)]
+            return ("probe", qi, self._branch_of(qi, prefix), len(prefix))
+        if generated:
+            return ("grow", qi, self._branch_of(qi, generated), len(generated))
+        return ("grow", qi, self._by_seed[call.seed][1], 0) if call.seed in self._by_seed else None
+
     def generate(self, call: CompletionCall) -> Generation:
         """Continue a branch, or answer a probe, from the script."""
         enc = self.tokenizer.encode
