@@ -51,6 +51,7 @@ from autotts.online.steps import BranchSteps
 log = logging.getLogger(__name__)
 
 _KEEPALIVE_SECONDS = 5.0
+_WATCHDOG_GRACE = 5.0
 
 
 class _Episode:
@@ -288,11 +289,18 @@ def create_app(config: ProxyConfig, connect: Callable[[], Awaitable[BranchSteps]
 
         async def outcome() -> tuple[LiveResult | None, RequestError | None]:
             """Wait for the episode; map its failures to error objects."""
+            # The session enforces the deadline at every action; this watchdog also covers a
+            # controller that computes for too long between actions (its thread cannot be
+            # killed, but the request is answered and the session refuses further actions).
+            watchdog = None if limits.deadline is None else limits.deadline + _WATCHDOG_GRACE
             try:
-                result = await asyncio.shield(future)
+                result = await asyncio.wait_for(asyncio.shield(future), watchdog)
             except asyncio.CancelledError:
                 session.abort("shutdown")
                 raise
+            except TimeoutError:
+                session.abort("deadline")
+                return None, RequestError(504, "the request's deadline passed before any answer", type="timeout")
             except UpstreamError as exc:
                 m.upstream_errors.inc()
                 log.warning("upstream failure: %s", exc)
@@ -316,10 +324,10 @@ def create_app(config: ProxyConfig, connect: Callable[[], Awaitable[BranchSteps]
                 raise
             finally:
                 watcher.cancel()
-            if error is not None:
+            if error is not None or result is None:
+                error = error or RequestError(500, "the episode produced no result", type="server_error")
                 finish(result, error.status)
                 return _error(error)
-            assert result is not None
             finish(result, 200)
             return JSONResponse(_completion(rid, config.model, spec, result, reasoning))
 
@@ -332,13 +340,13 @@ def create_app(config: ProxyConfig, connect: Callable[[], Awaitable[BranchSteps]
                     if not task.done():
                         yield ": keep-alive\n\n"
                 result, error = task.result()
-                if error is not None:
+                if error is not None or result is None:
+                    error = error or RequestError(500, "the episode produced no result", type="server_error")
                     finish(result, error.status)
                     done = True
                     yield f"data: {json.dumps(error.body())}\n\n"
                     yield "data: [DONE]\n\n"
                     return
-                assert result is not None
                 finish(result, 200)
                 done = True
                 for chunk in _stream_chunks(rid, config.model, spec, result, reasoning):
