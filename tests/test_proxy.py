@@ -232,3 +232,24 @@ def test_sigterm_past_the_grace_cancels_cleanly() -> None:
             assert srv.completions == calls, "the cancelled episode kept calling the upstream"
         finally:
             _stop(proc)
+
+
+@pytest.mark.integration
+def test_a_controller_that_thinks_past_its_deadline_gets_504(tmp_path: Any) -> None:
+    slow = tmp_path / "slow.py"
+    slow.write_text(
+        "import time\n\n\nclass Slow:\n    def solve(self, session):\n"
+        "        session.open()\n        time.sleep(7)  # computes without acting: the session cannot stop it\n"
+        "        session.open()\n        return 'late'\n"
+    )
+    cfg = _config(controller=f"{slow}:Slow", beta=None, allowed_controllers=(), limits=LiveLimits(deadline=0.5))
+    with replay_server(STORE) as srv, proxy(cfg, srv.openai_base_url) as url:
+        t0 = time.monotonic()
+        r = httpx.post(
+            url + "/chat/completions",
+            json={"messages": [{"role": "user", "content": STORE.questions[0].text}]},
+            timeout=60,
+        )
+        assert r.status_code == 504 and r.json()["error"]["type"] == "timeout"
+        assert time.monotonic() - t0 < 6.5
+        assert httpx.get(url.removesuffix("/v1") + "/health").json()["in_flight"] == 0
