@@ -253,3 +253,18 @@ def test_a_controller_that_thinks_past_its_deadline_gets_504(tmp_path: Any) -> N
         assert r.status_code == 504 and r.json()["error"]["type"] == "timeout"
         assert time.monotonic() - t0 < 6.5
         assert httpx.get(url.removesuffix("/v1") + "/health").json()["in_flight"] == 0
+
+
+def test_serve_with_an_unreachable_upstream_exits_1_without_traceback() -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "autotts.cli.main", "serve", "--controller", "cmc", "--upstream",
+         "http://127.0.0.1:9/v1", "--model", "m", "--port", "0"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 1 and "error:" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    p = subprocess.run(
+        [sys.executable, "-m", "autotts.cli.main", "serve", "--controller", "cmc", "--beta", "2",
+         "--upstream", "http://127.0.0.1:9/v1", "--model", "m"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 2 and "beta" in p.stderr and "Traceback" not in p.stderr, p.stderr

@@ -6,8 +6,9 @@ import asyncio
 import logging
 import signal
 import socket
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -94,9 +95,9 @@ def serve(
     if upstream_retries < 0 or upstream_timeout <= 0:
         raise ConfigError("--upstream-retries must be >= 0 and --upstream-timeout positive")
     policy = RetryPolicy(max_retries=upstream_retries, backoff_seconds=0.5, max_backoff_seconds=10.0)
-    app_ = create_app(
-        config,
-        lambda: RecipeSteps.connect(
+
+    def connect() -> Coroutine[Any, Any, RecipeSteps]:
+        return RecipeSteps.connect(
             urls,
             model,
             recipe,
@@ -104,8 +105,15 @@ def serve(
             max_in_flight=upstream_in_flight,
             timeout_seconds=upstream_timeout,
             policy=policy,
-        ),
-    )
+        )
+
+    async def preflight() -> None:
+        # Fail here, with one clear line, rather than inside uvicorn's startup (a traceback).
+        steps = await connect()
+        await steps.aclose()
+
+    asyncio.run(preflight())
+    app_ = create_app(config, connect)
     try:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
