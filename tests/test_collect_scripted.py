@@ -186,3 +186,13 @@ def test_cli_errors_and_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[st
         load_benchmark(BenchmarkSpec(tmp_path / "bench.jsonl", question="problem", answer="solution"))
     assert main(["collect", str(cfg), "--resume"]) == 2
     assert "row 2 has no column 'solution'" in capsys.readouterr().err
+
+
+def test_math_canonicalisation_at_collection_is_recorded(tmp_path: Path) -> None:
+    with ScriptedCompletionsServer(SCRIPT) as srv:
+        result = collect(make_config(tmp_path, srv.openai_base_url, canonicalize="math", canonicalize_timeout=2.0))
+    info = result.store.meta.settings["canonicalize"]
+    assert info["method"] == "math-verify" and info["timeout_seconds"] == 2
+    # the script's answers are pairwise different numbers and expressions: nothing to merge
+    assert info["merged_answers"] == 0
+    assert_matches_script(result.path)

@@ -156,6 +156,21 @@ def test_abandonment_waits_for_patience_and_picks_most_disagreeing_first() -> No
     # Branches 2 and 3 reached disagree >= 3 only when two were left: never abandoned.
     assert not s.is_pruned(2) and not s.is_pruned(3)
 
+    # Two stale branches, one abandonment allowed: the one that disagreed longer goes, even
+    # though it was opened later. Branch 0 agreed with the pool ("A") for two probes, which
+    # reset its count; branch 1 never agreed. (Abandoning in opening order would pick 0.)
+    bs = [
+        Branch(("B", "A", "A") + ("B",) * 13, 8300, "B"),
+        Branch(("B",) * 16, 8300, "B"),
+        Branch((), 100, "A"),
+        Branch(("B",) * 16, 8300, "B"),
+    ]
+    s = session(bs)
+    ConfidenceMomentum(0.0).solve(s)
+    assert s.n_opened == 4
+    assert [e.branch for e in s.trace if e.action == "prune"] == [1]
+    assert [s.is_pruned(i) for i in range(4)] == [False, True, False, False]
+
 
 @pytest.mark.parametrize(("order", "expected"), [((0, 1), "A"), ((1, 0), "B")])
 def test_branches_without_probes_fill_the_pool_in_finishing_order(order: tuple[int, int], expected: str) -> None:

@@ -106,6 +106,17 @@ def test_cli_demo_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str], monk
     for text in expected:
         assert text in captured.out
     assert "done in" in captured.err
+    # The printed command to evaluate the discovered program works from where the user stands,
+    # and the one in summary.md from the directory holding it.
+    printed = next(line for line in captured.out.splitlines() if "the discovered program:" in line)
+    command = printed.split("the discovered program:", 1)[1].split()
+    assert command[:2] == ["autotts", "eval"]
+    assert main([*command[1:], "--runs", "2", "--backend", "serial"]) == 0, capsys.readouterr().err
+    assert "EvolvedController" in capsys.readouterr().out
+    summary = (tmp_path / "demo" / "summary.md").read_text()
+    in_summary = summary.split("from the directory holding this summary run `", 1)[1].split("`", 1)[0].split()
+    monkeypatch.chdir(tmp_path / "demo")
+    assert main([*in_summary[1:], "--runs", "2", "--backend", "serial"]) == 0, capsys.readouterr().err
 
 
 def test_cli_demo_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -137,6 +137,6 @@ def test_resume_after_sigkill_mid_round(tmp_path: Path) -> None:
 
 def test_missing_store_fails_before_a_run_directory_exists(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = write_config(tmp_path / "c.toml", {"run_dir": "run"}, {"stores": {"search": ["nowhere/store.json"]}})
-    assert main(["discover", str(cfg)]) == 1
+    assert main(["discover", str(cfg)]) == 2  # a configuration error, like every other bad config value
     assert "no such file or directory" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

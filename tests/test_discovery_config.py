@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tomllib
 from pathlib import Path
@@ -84,3 +85,26 @@ def test_round_trip_through_the_run_directory_form(tmp_path: Path) -> None:
     again = config_from_mapping(original.to_dict(), base_dir=tmp_path, source="again")
     assert again == original
     assert "api_key" not in original.to_json().replace("api_key_env", "")
+
+
+def test_the_config_is_nested_like_its_toml_and_round_trips_unset_values(tmp_path: Path) -> None:
+    data = {
+        "stores": {"search": ["a"]},
+        "proposer": {"kind": "evolve", "temperature": 0.2},
+        "budget": {"max_money": 3.5},
+        "ablation": {"traces": False},
+        "evaluation": {"search_runs": 4},
+    }
+    c = cfg(data, tmp_path)
+    assert c.evaluation.search_runs == 4 == c.search_runs and c.budget.max_money == 3.5 == c.max_money
+    assert c.ablation.traces is False and c.budget.max_wall_seconds is None and c.run_dir is None
+    d = c.to_dict()
+    assert set(d) == {f.name for f in dataclasses.fields(c)}
+    assert d["budget"] == {"max_money": 3.5, "max_wall_seconds": None}
+    assert d["evaluation"]["search_runs"] == 4 and d["ablation"] == {"traces": False, "require_beta": True}
+    written = tmp_path / "config.json"
+    written.write_text(c.to_json())
+    assert load_config(written) == c
+    no_temperature = dataclasses.replace(c, proposer=dataclasses.replace(c.proposer, temperature=None))
+    written.write_text(no_temperature.to_json())
+    assert load_config(written).proposer.temperature is None

@@ -208,10 +208,32 @@ def test_without_numba_the_python_controllers_run(monkeypatch: pytest.MonkeyPatc
     assert isinstance(slow.traces[0].events, tuple)  # the Python session's own tuples
 
 
+def test_every_registered_builtin_has_a_kernel() -> None:
+    from autotts.controllers import registry
+    from autotts.engine.dispatch import KERNEL_TABLE
+
+    declared = {entry.controller for entry in KERNEL_TABLE}
+    builtins = {name: cls for name, cls in registry().items() if cls.__module__.startswith("autotts.controllers.")}
+    assert len(builtins) >= 7
+    missing = sorted(name for name, cls in builtins.items() if cls not in declared)
+    assert not missing, f"built-in controllers without a kernel (they would silently run in Python): {missing}"
+    for name, cls in builtins.items():
+        instance = ControllerSpec.parse(name).build()
+        plan = engine.plan_for(instance)
+        assert plan is not None and type(instance) is cls, name
+        assert len(plan.params) == len(plan.entry.params) and [type(v) for v in plan.params] == [
+            type(v) for v in plan.entry.sample
+        ], name
+
+
 def test_every_kernel_compiles() -> None:
+    from autotts.engine import kernels
     from autotts.engine.dispatch import KERNELS, warm
 
     warm(KERNELS)  # raises if a kernel fails to type or compile
+    compiled = [getattr(kernels, name) for name in dir(kernels) if name.endswith("_kernel")]
+    assert len(compiled) == len(KERNELS)
+    assert [k.__name__ for k in compiled if not k.signatures] == []  # each has a compiled signature now
 
 
 def test_processes_backend_forks_after_preparing_and_agrees_with_serial() -> None:

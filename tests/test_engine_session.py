@@ -1,7 +1,7 @@
 """The optimized ReplaySession against a plain model of the replay protocol, action by action.
 
 The session keeps a compact hot-path state (no spent/charged lists, one state flag per
-branch, inlined steps); this model keeps every quantity of ``specs/replay-protocol.md``
+branch, inlined steps); this model keeps every quantity of ``docs/replay-protocol.md``
 explicitly, including the two quirks of the original code. Random action sequences,
 legal and illegal, must give the same reveals, errors, costs, snapshots and traces.
 """

@@ -125,7 +125,7 @@ def test_eval_cli_writes_json_and_table(tmp_path: Path, capsys: pytest.CaptureFi
 @pytest.mark.parametrize(
     ("args", "code", "fragment"),
     [
-        (["--store", "missing.json"], 1, "no such file"),
+        (["--store", "missing.json"], 2, "no such file"),  # a wrong path is a usage error
         (["-c", "unknown"], 2, "unknown controller"),
         (["--beta", "x"], 2, "not a number"),
         (["--beta", "2"], 2, "outside [0, 1]"),

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     # the foundation every layer may use
     "errors": 0,
     "_atomic": 0,
+    "_toml": 0,
     "voting": 0,
     # data and the HTTP client
     "store": 1,

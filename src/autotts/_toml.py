@@ -54,7 +54,7 @@ class TomlTable:
         return float(value)
 
     def opt_float(self, key: str, *, positive: bool = True) -> float | None:
-        if key not in self.data:
+        if self.data.get(key) is None:  # absent, or JSON null in a written config.json
             self.used.add(key)
             return None
         return self.float_(key, 0.0, positive=positive)
@@ -72,6 +72,12 @@ class TomlTable:
         if choices is not None and value not in choices:
             raise self.fail(key, f"must be one of {', '.join(choices)}; got {value!r}")
         return value
+
+    def opt_str(self, key: str) -> str:
+        """A string that may be absent or JSON null (both read as "")."""
+        if self.get(key, None) is None:
+            return ""
+        return self.str_(key, "")
 
     def str_list(self, key: str, default: list[str] | None) -> list[str] | None:
         value = self.get(key, default)

@@ -322,10 +322,16 @@ def _discovery_markdown(step: StepOutcome) -> list[str]:
     if data.get("program"):
         lines += [
             "",
-            f"Evaluate the selected program yourself: `autotts eval --store stores/ "
-            f"--controller {data['program']}:{data.get('class_name')} --beta 0,0.5,1`.",
+            "Evaluate the selected program yourself; from the directory holding this summary run "
+            f"`{evaluate_command('stores/', data['program'], str(data.get('class_name')))}`"
+            " (`autotts demo` prints the same command with paths from where you ran it).",
         ]
     return lines
+
+
+def evaluate_command(stores: str, program: str, class_name: str) -> str:
+    """The ``autotts eval`` command that evaluates the discovered program on the demo's stores."""
+    return f"autotts eval --store {stores} --controller {program}:{class_name} --beta 0,0.5,1"
 
 
 def _summary_markdown(

@@ -12,6 +12,7 @@ Every error autotts raises on purpose derives from :class:`AutoTTSError`, so cal
     ├── StoreExhaustedError        no unopened branch is left (also an IndexError)
     ├── ControllerSpecError        a ``--controller`` spec or its parameters are wrong
     ├── ControllerError            a controller raised while solving a question
+    │   └── CellTimeoutError       a cell ran past its wall-clock limit
     ├── ConfigError                a configuration value is wrong
     ├── DiscoveryError             the discovery loop cannot go on (autotts.discovery.errors)
     │   ├── RunDirError            a run directory is missing, corrupt or belongs to another run
@@ -98,10 +99,33 @@ class ControllerSpecError(AutoTTSError):
 class ControllerError(AutoTTSError):
     """A controller raised an exception while solving a question."""
 
-    def __init__(self, message: str, *, controller: str | None = None, question: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        controller: str | None = None,
+        question: int | None = None,
+        traceback_text: str | None = None,
+    ) -> None:
         self.controller = controller
         self.question = question
+        self.traceback_text = traceback_text
+        """The controller's traceback as text (kept across processes; ``autotts --debug`` prints it)."""
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep the keyword context when the error crosses a process boundary.
+        return (_rebuild, (type(self), str(self), self.controller, self.question, self.traceback_text))
+
+
+def _rebuild(
+    cls: type[ControllerError], message: str, controller: str | None, question: int | None, text: str | None
+) -> ControllerError:
+    return cls(message, controller=controller, question=question, traceback_text=text)
+
+
+class CellTimeoutError(ControllerError):
+    """An evaluation cell ran longer than its wall-clock limit (``--cell-timeout``) and was stopped."""
 
 
 class ConfigError(AutoTTSError):

@@ -8,31 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from autotts.cli import signals
 from autotts.cli.app import app
 from autotts.cli.output import err, out, progress_bar
 from autotts.errors import ConfigError
 
 if TYPE_CHECKING:
     from autotts.evaluation.presets import PaperTable
-
-
-def _parse_betas(values: list[str] | None) -> list[float] | None:
-    if not values:
-        return None
-    betas: list[float] = []
-    for v in values:
-        for piece in v.split(","):
-            piece = piece.strip()
-            if not piece:
-                continue
-            try:
-                b = float(piece)
-            except ValueError:
-                raise ConfigError(f"--beta {piece!r} is not a number; use e.g. --beta 0.5 or --beta 0,0.5,1") from None
-            if not 0.0 <= b <= 1.0:
-                raise ConfigError(f"--beta {b} is outside [0, 1]")
-            betas.append(b)
-    return betas
+    from autotts.evaluation.results import CellResult
 
 
 def results_table(results: list, title: str | None = None) -> Table:  # type: ignore[type-arg]
@@ -113,7 +96,10 @@ def eval_command(
         Path | None, typer.Option("--json", help="Stream the JSON records to this file as cells finish.")
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Skip cells already in the --json file (continue an interrupted sweep).")
+        bool, typer.Option("--resume", help="Continue the --json file: skip its finished cells (same stores only).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing --json file instead of refusing.")
     ] = False,
     sweep: Annotated[
         Path | None, typer.Option("--sweep", help="TOML sweep file naming stores, controllers, betas and options.")
@@ -123,6 +109,10 @@ def eval_command(
     ] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes / Ray CPUs.")] = None,
     address: Annotated[str | None, typer.Option("--address", help="Ray cluster address (with --backend ray).")] = None,
+    cell_timeout: Annotated[
+        float | None,
+        typer.Option("--cell-timeout", help="Stop with an error when one cell runs longer than SECONDS (wall time)."),
+    ] = None,
     preset: Annotated[
         str | None,
         typer.Option(
@@ -140,111 +130,57 @@ def eval_command(
     ] = None,
 ) -> None:
     """Evaluate controllers on replay stores with zero LLM calls."""
-    from autotts.controllers.spec import ControllerSpec
-    from autotts.evaluation import Protocol
-    from autotts.evaluation.presets import paper_tables, preset_specs
-    from autotts.evaluation.results import CellResult, CellSummary
-    from autotts.evaluation.runner import cell_key, evaluate_cells, expand_cells
-    from autotts.evaluation.sweep import ResultStream, load_sweep, record_key
-    from autotts.store import load_stores
+    from autotts.evaluation.presets import paper_tables
+    from autotts.evaluation.sweep import ResultStream, SweepConfig, parse_betas
 
-    config = load_sweep(sweep) if sweep is not None else None
-    store_paths = list(store or []) + (config.stores if config else [])
-    if not store_paths:
-        raise ConfigError("name at least one store with --store (or a sweep file with --sweep)")
-    controllers = list(controller or []) + (config.controllers if config else [])
-    betas = _parse_betas(beta) or (config.betas if config and config.betas else None)
-    runs = runs or (config.runs if config else 100)
-    if subsample_size is None:
-        subsample_size = config.subsample_size if config else 64
-    if subsample_size < 1:
-        raise ConfigError(f"--subsample-size must be at least 1, got {subsample_size}")
-    proto = Protocol(protocol or (config.protocol if config else "shuffle"), subsample_size)
-    if address and (backend or (config.backend if config else None) or "processes") != "ray":
-        raise ConfigError("--address only applies to --backend ray")
-    backend = backend or (config.backend if config and config.backend else "processes")
-    workers = workers or (config.workers if config else None)
-    address = address or (config.address if config else None)
     if resume and json_out is None:
         raise ConfigError("--resume needs --json FILE: the file whose finished cells are skipped")
-    if preset is not None:
-        if betas:
-            raise ConfigError("--beta does not combine with --preset (the preset fixes its own β values)")
-        specs = preset_specs(preset) + [ControllerSpec.parse(c) for c in controllers]
-    else:
-        if search_store:
-            raise ConfigError("--search-store only applies to the paper-layout table of --preset")
-        specs = [ControllerSpec.parse(c) for c in (controllers or ["sc:n=64"])]
-    for spec in specs:
-        # β-controllers clip β to [0, 1] (the spec), but a table row labelled beta=1.5 showing
-        # the β=1 numbers misleads; on the command line an out-of-range β is a usage error.
-        b = spec.params.get("beta")
-        if b is not None and not (isinstance(b, (int, float)) and 0.0 <= float(b) <= 1.0):
-            raise ConfigError(f"controller {spec.label}: beta must be a number in [0, 1], got {b!r}")
-    stores = load_stores(store_paths)
-    cells = expand_cells(stores, specs, betas)
-
-    stream = ResultStream(json_out, resume=resume) if json_out is not None else None
-    previous: dict[str, CellResult] = {}
+    if search_store and preset is None:
+        raise ConfigError("--search-store only applies to the paper-layout table of --preset")
+    base = SweepConfig.load(sweep) if sweep is not None else SweepConfig()
+    config = base.merge(
+        stores=store,
+        controllers=controller,
+        betas=parse_betas(beta or ()),
+        runs=runs,
+        protocol=protocol,
+        subsample_size=subsample_size,
+        backend=backend,
+        workers=workers,
+        address=address,
+        cell_timeout=cell_timeout,
+        preset=preset,
+    )
+    stream = ResultStream(json_out, resume=resume, force=force) if json_out is not None else None
+    plan = config.plan()
     if stream is not None and resume:
-        by_key = {record_key(r): r for r in stream.records}
-        for cell in cells:
-            key = cell_key(cell.store.name, cell.spec.name, cell.spec.params, proto.label, runs)
-            if key in by_key:
-                previous[key] = CellResult.from_dict(by_key[key])
-        if previous:
-            err.print(f"resuming: {len(previous)} of {len(cells)} cells already in {json_out}")
-    todo = [c for c in cells if cell_key(c.store.name, c.spec.name, c.spec.params, proto.label, runs) not in previous]
-
+        err.print(f"resuming: {len(stream.claim(plan))} of {len(plan.cells)} cells already in {json_out}")
+    finished: list[CellResult] = []
     with progress_bar() as bar:
-        task = bar.add_task(f"evaluating ({backend})", total=len(todo))
+        task = bar.add_task(f"evaluating ({config.backend})", total=len(plan.cells))
 
         def progress(done: int, total: int, result: CellResult) -> None:
+            finished.append(result)
             bar.update(task, completed=done, total=total)
             if not err.is_terminal:  # no live bar in logs: one line per finished cell instead
                 err.print(
-                    f"[{done}/{total}] {result.label} on {result.store}: "
-                    f"{result.accuracy:.2f}% / {result.tokens:,.0f} tokens",
+                    f"[{done}/{total}] {result.label} on {result.store}: {result.accuracy:.2f}% / "
+                    f"{result.tokens:,.0f} tokens",
                     markup=False,
                 )
-            if stream is not None:
-                stream.add(result)
 
         try:
-            fresh = evaluate_cells(
-                todo,
-                runs=runs,
-                protocol=proto,
-                quirks=quirks,
-                fast=not python_controllers,
-                backend=backend,
-                workers=workers,
-                address=address,
-                progress=progress,
-            )
-        finally:
+            results = plan.run(stream, quirks=quirks, fast=not python_controllers, progress=progress)
+        except KeyboardInterrupt as exc:
+            bar.stop()
             if stream is not None:
-                stream.flush()
-    fresh_by_key = {cell_key(r.store, r.controller, r.params, r.protocol, r.runs): r for r in fresh}
-    results: list[CellSummary] = []
-    ordered_records: list[dict[str, object]] = []
-    for cell in cells:
-        key = cell_key(cell.store.name, cell.spec.name, cell.spec.params, proto.label, runs)
-        if key in fresh_by_key:
-            results.append(fresh_by_key[key])
-            ordered_records.append(fresh_by_key[key].to_record())
-        elif key in previous:
-            results.append(previous[key])
-            ordered_records.append(by_key[key])
-    if stream is not None:
-        # Cells streamed in completion order; the finished file lists them in cell order,
-        # followed by records of earlier calls that this call did not ask for (kept, not lost).
-        current = {record_key(r) for r in ordered_records}
-        kept = [r for r in stream.records if record_key(r) not in current] if resume else []
-        stream.records = ordered_records + kept
-        stream.flush(force=True)
+                summary = f"{stream.saved} of {len(plan.cells)} cells saved in {json_out}; rerun with --resume"
+            else:
+                summary = f"{len(finished)} of {len(plan.cells)} cells finished; none saved (--json FILE keeps them)"
+            err.print(f"interrupted: {summary}", markup=False)
+            raise typer.Exit(signals.exit_code(exc)) from None
     if preset is not None:
-        title = f"{preset} ({runs} runs, {proto.label})"
+        title = f"{preset} ({config.runs} runs, {config.run_protocol.label})"
         for table in paper_tables(results, search_store):
             out.print(paper_layout_table(table, title=title))
     else:

@@ -1,61 +1,71 @@
 """Entry point of the ``autotts`` command: wires the command modules and maps errors to exit codes.
 
-Exit codes: 0 ok, 1 failure (bad data, failed controller, ...), 2 usage error.
+Exit codes: 0 ok; 1 runtime failure (bad data, a failed controller, a cell timeout);
+2 usage or configuration error (bad option value, sweep/discover config, missing store);
+130 after Ctrl-C and 143 after SIGTERM (see :mod:`autotts.cli.signals`).
 Library errors (:class:`~autotts.errors.AutoTTSError`) are printed as one clear line,
-never as a traceback.
+never as a traceback, unless ``--debug`` asks for it.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import sys
+import traceback
 
 from rich.markup import escape
 
 from autotts.cli import (  # noqa: F401  (attach commands)
     collect_cmd,
+    controllers_cmd,
     demo_cmd,
     discover_cmd,
     eval_cmd,
     run_cmd,
     serve_cmd,
+    signals,
     store_cmd,
     synth_cmd,
 )
-from autotts.cli.app import app
+from autotts.cli.app import DEBUG, app
 from autotts.cli.output import err
-from autotts.errors import AutoTTSError, ConfigError, ControllerSpecError
+from autotts.errors import AutoTTSError, ConfigError, ControllerSpecError, StoreNotFoundError
+
+#: Errors that mean "the request was wrong" (exit 2) rather than "running it failed" (exit 1).
+USAGE_ERRORS = (ConfigError, ControllerSpecError, StoreNotFoundError)
+
+
+def _report(exc: AutoTTSError) -> None:
+    if DEBUG["enabled"]:
+        # A controller's traceback is kept as text: it may come from a worker process.
+        text = getattr(exc, "traceback_text", None) or "".join(traceback.format_exception(exc))
+        err.print(text, markup=False, highlight=False, end="")
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (also used by tests)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    DEBUG["enabled"] = False
     try:
         app(args=argv, prog_name="autotts")  # standalone: usage errors print and exit 2
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
-    except (ConfigError, ControllerSpecError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
+    except USAGE_ERRORS as exc:
+        _report(exc)
         return 2
     except AutoTTSError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
+        _report(exc)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         err.print("interrupted")
-        return 130
+        return signals.exit_code(exc)
     return 0
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    # Treat `kill` like Ctrl-C: unwinding runs the finally blocks that flush streamed
-    # results and stop worker and sandbox processes.
-    raise KeyboardInterrupt
-
-
 def _entry() -> None:
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signals.install()
     sys.exit(main())
 
 

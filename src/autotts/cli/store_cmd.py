@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from rich.table import Table
 
 from autotts.cli.app import store_app
 from autotts.cli.output import err, fail, out, progress_bar
-from autotts.errors import AutoTTSError, ConfigError, StoreError, StoreNotFoundError
+from autotts.errors import AutoTTSError, StoreError
 
 if TYPE_CHECKING:
     from autotts.store.schema import ReplayStore
@@ -76,55 +77,6 @@ def _store_files(paths: list[Path]) -> list[Path]:
 # ------------------------------------------------------------------------------ import
 
 
-def _import_sources(paths: list[Path]) -> list[Path]:
-    """Files to import: each file as given, each directory's ``*.json`` recursively; no duplicates."""
-    files: list[Path] = []
-    seen: set[Path] = set()
-    for path in paths:
-        if path.is_dir():
-            found = sorted(f for f in path.rglob("*.json") if f.is_file() and not f.name.startswith("."))
-            if not found:
-                raise StoreNotFoundError("the directory holds no .json file to import", path=str(path))
-        elif path.is_file():
-            found = [path]
-        else:
-            raise StoreNotFoundError("no such file or directory", path=str(path))
-        for f in found:
-            key = f.resolve()
-            if key not in seen:
-                seen.add(key)
-                files.append(f)
-    return files
-
-
-def _path_component(name: str, option: str) -> str:
-    """``name`` as one directory/file name below ``--out`` (``/`` becomes ``--``)."""
-    safe = name.replace("/", "--").replace("\\", "--")
-    if safe in ("", ".", "..") or "\0" in safe:
-        raise ConfigError(f"{option} {name!r} cannot be used as a file name; pass a plain name with {option}")
-    return safe
-
-
-def _plan_import(
-    files: list[Path], out_dir: Path, model: str | None, benchmark: str | None, fmt: StoreFormat
-) -> list[tuple[Path, str, str, Path]]:
-    """``(source, model, benchmark, target)`` per file; refuses two sources writing one target."""
-    plan = []
-    targets: dict[Path, Path] = {}
-    for f in files:
-        m = model or f.resolve().parent.name or "unknown-model"
-        b = benchmark or f.stem
-        target = out_dir / _path_component(m, "--model") / (_path_component(b, "--benchmark") + _SUFFIX[fmt])
-        if target in targets:
-            raise ConfigError(
-                f"{targets[target]} and {f} would both be written to {target}; "
-                "import them separately or name them with --model/--benchmark"
-            )
-        targets[target] = f
-        plan.append((f, m, b, target))
-    return plan
-
-
 def _describe(store: ReplayStore) -> str:
     branches = sum(len(q.branches) for q in store.questions)
     return f"{store.name}: {len(store)} questions, {branches} branches"
@@ -150,33 +102,55 @@ def import_command(
     fmt: Annotated[
         StoreFormat, typer.Option("--format", "-f", help="Output format: parquet (native) or json (AutoTTS).")
     ] = StoreFormat.parquet,
+    canonicalize: Annotated[
+        str,
+        typer.Option(
+            "--canonicalize",
+            help="Answer canonicalisation: none (exact strings, the published protocol) or math "
+            "(math-verify merges equivalent answers; recorded in the store metadata).",
+        ),
+    ] = "none",
+    canonicalize_timeout: Annotated[
+        float, typer.Option("--canonicalize-timeout", help="Seconds per math-verify parse or comparison.")
+    ] = 5.0,
 ) -> None:
     """Import replay stores into DIR/<model>/<benchmark>.parquet (one atomic file per store)."""
-    from autotts.store import load_store, save_store
+    from autotts.store.io import ImportItem, import_stores, plan_import
 
-    files = _import_sources(src)
-    plan = _plan_import(files, out_dir, model, benchmark, fmt)
+    if canonicalize not in ("none", "math"):
+        raise typer.BadParameter("must be 'none' or 'math'", param_hint="--canonicalize")
+    transform: Callable[[ReplayStore], ReplayStore] | None = None
+    if canonicalize == "math":
+        from autotts.collect.canonical import canonicalize_store
+
+        transform = functools.partial(canonicalize_store, timeout=canonicalize_timeout)
+
+    plan = plan_import(src, out_dir, model=model, benchmark=benchmark, suffix=_SUFFIX[fmt])
     written: list[str] = []
-    current = 0
-    try:
-        with _progress("importing", len(plan)) as step:
-            for index, (source, m, b, target) in enumerate(plan):
-                current = index
-                store = load_store(source, model=m, benchmark=b)
-                save_store(store, target)
-                written.append(f"{target}  {_describe(store)}  (from {source})")
-                step(f"{m}/{b}")
-    except AutoTTSError:
-        for line in written:
-            out.print(line, markup=False)
-        skipped = len(plan) - current - 1
-        err.print(
-            f"stopped at {plan[current][0]}: it left no output file; "
-            + (f"{len(written)} store(s) written before it stay in {out_dir}" if written else "no store was written")
-            + (f"; {skipped} later input(s) were not imported" if skipped else ""),
-            markup=False,
-        )
-        raise
+    with _progress("importing", len(plan)) as step:
+
+        def done(item: ImportItem, store: ReplayStore) -> None:
+            written.append(f"{item.target}  {_describe(store)}  (from {item.source})")
+            step(f"{item.model}/{item.benchmark}")
+
+        try:
+            import_stores(plan, on_store=done, transform=transform)
+        except AutoTTSError:
+            for line in written:
+                out.print(line, markup=False)
+            failed = plan[len(written)].source
+            skipped = len(plan) - len(written) - 1
+            err.print(
+                f"stopped at {failed}: it left no output file; "
+                + (
+                    f"{len(written)} store(s) written before it stay in {out_dir}"
+                    if written
+                    else "no store was written"
+                )
+                + (f"; {skipped} later input(s) were not imported" if skipped else ""),
+                markup=False,
+            )
+            raise
     for line in written:
         out.print(line, markup=False)
 

@@ -86,22 +86,42 @@ class MathCanonicalizer:
             self._same[key] = same
         return same
 
+    def _bucket(self, answer: str) -> tuple[str, object]:
+        """Where to look for equivalents: numbers by value (6 significant digits), the rest together.
+
+        Comparing every answer with every class would cost a quadratic number of sympy
+        calls on questions with hundreds of distinct answers; an answer can only equal
+        a number of (nearly) the same value, so numbers are compared within their value
+        bucket only. The value is confirmed by ``verify``, never trusted on its own.
+        """
+        parsed = self._parse(answer)
+        for expr in parsed[:1]:
+            try:
+                if getattr(expr, "is_number", False):
+                    value = complex(expr.evalf(15))
+                    if value.imag == 0 and math.isfinite(value.real):
+                        return ("num", float(f"{value.real:.6g}"))
+            except Exception:  # evalf on an odd expression: fall back to the general bucket
+                pass
+        return ("other", None)
+
     def mapping(self, gold: str, answers: Iterable[str]) -> dict[str, str]:
         """Canonical form of every answer of one question (gold first, then store order)."""
-        reps: list[str] = [gold]
-        out: dict[str, str] = {gold: gold}
-        for a in answers:
+        reps: dict[tuple[str, object], list[str]] = {}
+        out: dict[str, str] = {}
+        for a in [gold, *answers]:
             if a in out:
                 continue
             if a == ERR:
                 out[a] = a
                 continue
-            for r in reps:
+            bucket = reps.setdefault(self._bucket(a), [])
+            for r in bucket:
                 if self.equivalent(r, a):
                     out[a] = r
                     break
             else:
-                reps.append(a)
+                bucket.append(a)
                 out[a] = a
         return out
 

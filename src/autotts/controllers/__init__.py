@@ -2,7 +2,7 @@
 
 # Importing the built-in modules registers them; every submodule import runs this first.
 from autotts.controllers import _builtin  # noqa: F401
-from autotts.controllers.base import BetaController, Controller, descriptions, register, registry
+from autotts.controllers.base import BetaController, Controller, clamp_beta, descriptions, register, registry
 from autotts.controllers.spec import ControllerSpec
 from autotts.controllers.voting import beta_confidence, majority, top_two
 
@@ -11,6 +11,7 @@ __all__ = [
     "Controller",
     "ControllerSpec",
     "beta_confidence",
+    "clamp_beta",
     "descriptions",
     "majority",
     "register",

@@ -23,6 +23,11 @@ class AdaptiveSelfConsistency:
     def __init__(self, max_samples: int = 64, threshold: float = 0.95) -> None:
         if int(max_samples) < 1:
             raise ValueError(f"max_samples must be at least 1, got {max_samples}")
+        if not 0.0 <= float(threshold) <= 1.0:  # also refuses NaN
+            raise ValueError(
+                f"threshold is a probability and must be in [0, 1], got {threshold} "
+                "(above 1 it would never stop early and silently become SC@max_samples)"
+            )
         self.max_samples = int(max_samples)
         self.threshold = float(threshold)
 

@@ -26,19 +26,35 @@ class Controller(Protocol):
         ...
 
 
+def clamp_beta(beta: float) -> float:
+    """β clipped to [0, 1], the range every schedule is defined on (the one place it is enforced)."""
+    return min(1.0, max(0.0, float(beta)))
+
+
 class BetaController(abc.ABC):
-    """Base for controllers driven by one knob ``beta``; subclasses define :meth:`schedule` and :meth:`solve`."""
+    """Base of every controller that takes the knob ``beta``; subclasses define :meth:`schedule` and :meth:`solve`.
+
+    ``beta`` is clipped to [0, 1] and ``settings`` is ``schedule(beta)``. A controller
+    whose β is optional (its other parameters can be given directly) passes ``None``
+    and gets :meth:`default_settings` instead; it then overrides single settings with
+    the parameters it was given.
+    """
 
     name: ClassVar[str] = ""
 
-    def __init__(self, beta: float = 1.0) -> None:
-        self.beta = min(1.0, max(0.0, float(beta)))
-        self.settings = self.schedule(self.beta)
+    def __init__(self, beta: float | None = 1.0) -> None:
+        self.beta: float | None = None if beta is None else clamp_beta(beta)
+        self.settings: dict[str, Any] = self.default_settings() if self.beta is None else self.schedule(self.beta)
 
     @classmethod
     @abc.abstractmethod
     def schedule(cls, beta: float) -> dict[str, Any]:
-        """Every internal setting as a function of ``beta``."""
+        """Every internal setting as a function of ``beta`` (implementations clip it with :func:`clamp_beta`)."""
+
+    @classmethod
+    def default_settings(cls) -> dict[str, Any]:
+        """Settings without a β (only for controllers whose β is optional): ``schedule(1.0)`` unless overridden."""
+        return cls.schedule(1.0)
 
     @abc.abstractmethod
     def solve(self, session: ReplaySession) -> str | None:

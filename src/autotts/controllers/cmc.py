@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autotts.controllers.base import BetaController, register
+from autotts.controllers.base import BetaController, clamp_beta, register
 from autotts.controllers.voting import beta_confidence, majority
 from autotts.env.session import ReplaySession
 
@@ -24,6 +24,9 @@ MAX_STEPS = 500
 class ConfidenceMomentum(BetaController):
     """The discovered Confidence Momentum Controller; ``beta`` in [0, 1] trades cost for accuracy."""
 
+    max_steps = MAX_STEPS
+    """Step cap of the loop (fixed; the compiled kernel reads it from here)."""
+
     def __init__(self, beta: float = 1.0) -> None:
         super().__init__(beta)
 
@@ -34,7 +37,7 @@ class ConfidenceMomentum(BetaController):
         Integers use Python's half-to-even ``round`` and real numbers are rounded to 4
         decimals, exactly as the published controller does; both change results.
         """
-        b = min(1.0, max(0.0, float(beta)))
+        b = clamp_beta(beta)
         return {
             "n_init": max(2, round(2 + 6 * b)),
             "max_branches": min(64, round(4 + 60 * b)),
@@ -51,7 +54,7 @@ class ConfidenceMomentum(BetaController):
         }
 
     def solve(self, session: ReplaySession) -> str | None:
-        """Run the CMC loop of ``specs/controllers.md`` on one question."""
+        """Run the CMC loop of ``docs/controllers.md`` on one question."""
         s = self.settings
         n_init: int = s["n_init"]
         max_branches: int = s["max_branches"]

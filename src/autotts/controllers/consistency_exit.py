@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autotts.controllers.base import register
+from autotts.controllers.base import BetaController, clamp_beta, register
 from autotts.controllers.voting import majority
 from autotts.env.session import ReplaySession
 from autotts.store.schema import ERR
@@ -34,7 +34,7 @@ DEFAULT_K = 10
 
 
 @register("consistency-exit", "single-chain early exit when the last k probed answers agree (adaptation); chains")
-class ConsistencyExit:
+class ConsistencyExit(BetaController):
     """Deepen one branch until its last ``k`` probes agree (not ERR); repeat for ``chains`` branches and vote."""
 
     def __init__(
@@ -44,10 +44,9 @@ class ConsistencyExit:
         max_intervals: int | None = None,
         beta: float | None = None,
     ) -> None:
-        base = self.schedule(beta) if beta is not None else {"chains": DEFAULT_CHAINS, "k": DEFAULT_K}
-        self.beta = None if beta is None else min(1.0, max(0.0, float(beta)))
-        self.chains = int(chains) if chains is not None else int(base["chains"])
-        self.k = int(k) if k is not None else int(base["k"])
+        super().__init__(beta)
+        self.chains = int(chains) if chains is not None else int(self.settings["chains"])
+        self.k = int(k) if k is not None else int(self.settings["k"])
         self.max_intervals = None if max_intervals is None else int(max_intervals)
         if self.chains < 1:
             raise ValueError(f"chains must be at least 1, got {chains}")
@@ -63,8 +62,13 @@ class ConsistencyExit:
 
         Both use Python's half-to-even ``round``, like the CMC schedule.
         """
-        b = min(1.0, max(0.0, float(beta)))
+        b = clamp_beta(beta)
         return {"chains": max(1, round(2 ** (6 * b))), "k": max(1, round(6 + 8 * b))}
+
+    @classmethod
+    def default_settings(cls) -> dict[str, Any]:
+        """Without β: one chain, ``k`` = 10."""
+        return {"chains": DEFAULT_CHAINS, "k": DEFAULT_K}
 
     def solve(self, session: ReplaySession) -> str | None:
         """Run up to ``chains`` early-exit chains one after another; majority of their answers."""

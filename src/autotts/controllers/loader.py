@@ -14,10 +14,11 @@ import hashlib
 import importlib.util
 import inspect
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
-from autotts.errors import ControllerSpecError
+from autotts.errors import AutoTTSError, ControllerError, ControllerSpecError
 
 _ENTRY_POINTS = ("solve", "run", "answer", "predict", "__call__")
 _CACHE: dict[tuple[str, float], Any] = {}
@@ -98,4 +99,71 @@ def instantiate(cls: Any, params: dict[str, Any], *, spec: str) -> Any:
             return obj if method == "solve" else _EntryPointAdapter(obj, method)
     raise ControllerSpecError(
         f"controller {spec}: the class has no solve(question) method (nor {', '.join(_ENTRY_POINTS[1:])})"
+    )
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+def crash_site(exc: BaseException, source: str | None = None) -> str | None:
+    """Where a controller crashed, as ``FILE line N in FUNCTION``.
+
+    The innermost frame in ``source`` (the controller's file) when it is on the stack,
+    else the innermost frame outside autotts (the user's code, even when it crashed
+    inside a library it called through), else the innermost frame. ``None`` without a
+    traceback.
+    """
+    frames = list(traceback.walk_tb(exc.__traceback__))
+    if not frames:
+        return None
+    wanted = str(Path(source).resolve()) if source else None
+
+    def in_source(filename: str) -> bool:
+        return wanted is not None and str(Path(filename).resolve()) == wanted
+
+    chosen = next((f for f in reversed(frames) if in_source(f[0].f_code.co_filename)), None)
+    if chosen is None:
+        chosen = next((f for f in frames[::-1] if not f[0].f_code.co_filename.startswith(_PACKAGE_DIR)), frames[-1])
+    frame, line = chosen
+    return f"{frame.f_code.co_filename} line {line} in {frame.f_code.co_name}"
+
+
+def source_of(spec_path: str | None, controller: Any) -> str | None:
+    """The file a controller's code lives in: the spec's file, or its class's module file."""
+    if spec_path:
+        return spec_path
+    try:
+        return inspect.getsourcefile(type(controller))
+    except TypeError:
+        return None
+
+
+def check_answer(answer: Any, *, where: str) -> str | None:
+    """A controller's answer, which must be a string or ``None``; anything else raises ControllerError.
+
+    A number or a list compared with the gold string would silently score 0 (or, turned
+    into a string, score by accident of formatting); the controller should say what it means.
+    """
+    if answer is None or isinstance(answer, str):
+        return answer
+    raise ControllerError(
+        f"{where} returned {type(answer).__name__} {answer!r:.60}, not a string; "
+        "solve() must return the answer text (e.g. str(x)) or None for no answer"
+    )
+
+
+def crash_error(exc: Exception, *, label: str, source: str | None, where: str, question: int) -> ControllerError:
+    """The error for a controller that raised ``exc`` while solving: names the file and line.
+
+    The full traceback travels as text in ``traceback_text`` (it survives the trip
+    from a worker process), for ``autotts --debug``.
+    """
+    site = crash_site(exc, source)
+    what = "failed" if isinstance(exc, AutoTTSError) else f"raised {type(exc).__name__}"
+    at = f" at {site}" if site else ""
+    return ControllerError(
+        f"controller {label} {what} {where}{at}: {exc}",
+        controller=label,
+        question=question,
+        traceback_text="".join(traceback.format_exception(exc)),
     )

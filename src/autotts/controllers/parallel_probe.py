@@ -44,7 +44,7 @@ class ParallelProbe:
         self.max_steps = int(max_steps)
 
     def solve(self, session: ReplaySession) -> str | None:
-        """Run the lockstep loop of ``specs/controllers.md`` and return the last stable-vote winner."""
+        """Run the lockstep loop of ``docs/controllers.md`` and return the last stable-vote winner."""
         ids: list[int] = []
         latest: list[str] = []
         finished: list[bool] = []

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotts.controllers.base import Controller, registry
+from autotts.controllers.base import Controller, descriptions, registry
 from autotts.controllers.loader import instantiate, load_controller_class
 from autotts.errors import ControllerSpecError
 
@@ -48,7 +49,15 @@ def parse_params(text: str, *, spec: str) -> dict[str, Any]:
         key = key.strip().replace("-", "_")
         if not key.isidentifier():
             raise ControllerSpecError(f"controller spec {spec!r}: {key!r} is not a valid parameter name")
-        params[key] = parse_value(value.strip())
+        if key in params:
+            raise ControllerSpecError(
+                f"controller spec {spec!r}: parameter {key!r} is given twice; give each parameter once "
+                "(for several values, repeat --controller or use --beta for β)"
+            )
+        parsed = parse_value(value.strip())
+        if isinstance(parsed, float) and not math.isfinite(parsed):
+            raise ControllerSpecError(f"controller spec {spec!r}: {key}={value.strip()} is not a finite number")
+        params[key] = parsed
     return params
 
 
@@ -66,6 +75,10 @@ def label(controller: str, params: Mapping[str, Any]) -> str:
     return f"{controller}({format_params(params)})" if params else controller
 
 
+#: Parameters that name how many branches a controller opens (``sc:n``, ``asc:max_samples``, ...).
+_WIDTH_PARAMETERS = ("n", "max_samples", "chains", "width")
+
+
 @dataclass(frozen=True)
 class ControllerSpec:
     """A parsed controller spec: a registered name or a file + class, plus parameters."""
@@ -76,6 +89,15 @@ class ControllerSpec:
     class_name: str | None = None
     target: Any = field(default=None, compare=False, repr=False)
     """A controller class or instance given directly from Python (see :meth:`of`)."""
+
+    def __post_init__(self) -> None:
+        # β-controllers clip β to [0, 1], but a row labelled beta=1.5 showing the β=1
+        # numbers misleads: a β given explicitly must already be in range.
+        beta = self.params.get("beta")
+        if beta is not None and not (
+            isinstance(beta, (int, float)) and not isinstance(beta, bool) and 0.0 <= float(beta) <= 1.0
+        ):
+            raise ControllerSpecError(f"controller {self.label}: beta must be a number in [0, 1], got {beta!r}")
 
     @classmethod
     def of(cls, target: Any, **params: Any) -> ControllerSpec:
@@ -120,6 +142,22 @@ class ControllerSpec:
             )
         params = parse_params(":".join(parts[1:]), spec=text)
         return cls(name=name, params=params)
+
+    def width_warning(self, branches: int, store: str) -> str | None:
+        """A warning when an explicit width parameter asks for more branches than ``store`` has per question.
+
+        ``sc:n=128`` on a 64-branch store reads 64 branches, so its row would really be
+        SC@64 under another name; the run is still allowed (the controller stops when
+        the store runs out), but the user should know.
+        """
+        for name in _WIDTH_PARAMETERS:
+            value = self.params.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > branches:
+                return (
+                    f"controller {self.label}: {name}={value} exceeds the {branches} branches per question of "
+                    f"{store}; it opens at most {branches}, so its results equal those of {name}={branches}"
+                )
+        return None
 
     def with_params(self, **extra: Any) -> ControllerSpec:
         """A copy with some parameters added or replaced."""
@@ -195,3 +233,53 @@ class ControllerSpec:
             ) from None
         except ValueError as exc:
             raise ControllerSpecError(f"controller {self.label}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterInfo:
+    """One constructor parameter of a registered controller."""
+
+    name: str
+    default: Any
+    required: bool = False
+
+    @property
+    def default_text(self) -> str:
+        """The default as written in a spec (``-`` when the parameter is required, ``auto`` for ``None``)."""
+        if self.required:
+            return "(required)"
+        if self.default is None:
+            return "auto"
+        return str(self.default)
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerInfo:
+    """A registered controller: name, one-line description and parameters."""
+
+    name: str
+    description: str
+    parameters: tuple[ParameterInfo, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``autotts controllers --json``)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "parameters": [{"name": p.name, "default": p.default, "required": p.required} for p in self.parameters],
+        }
+
+
+def controller_catalog() -> list[ControllerInfo]:
+    """Every registered controller with its parameters (from the constructor) and description, by name."""
+    text = descriptions()
+    catalog = []
+    for name, factory in sorted(registry().items()):
+        params = []
+        for p in inspect.signature(factory).parameters.values():
+            if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                continue
+            required = p.default is inspect.Parameter.empty
+            params.append(ParameterInfo(p.name, None if required else p.default, required))
+        catalog.append(ControllerInfo(name, text.get(name, ""), tuple(params)))
+    return catalog

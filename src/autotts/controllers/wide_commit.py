@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autotts.controllers.base import register
+from autotts.controllers.base import BetaController, clamp_beta, register
 from autotts.env.session import ReplaySession
 from autotts.store.schema import ERR
 
@@ -31,14 +31,13 @@ DEFAULT_DEPTH = 4
 
 
 @register("wide-commit", "wide then commit (ST-BoN-style adaptation): keep the most agreeing branch; width")
-class WideThenCommit:
+class WideThenCommit(BetaController):
     """Open ``width`` branches, probe them ``depth`` intervals, commit to the most agreeing one."""
 
     def __init__(self, width: int | None = None, depth: int | None = None, beta: float | None = None) -> None:
-        base = self.schedule(beta) if beta is not None else {"width": DEFAULT_WIDTH, "depth": DEFAULT_DEPTH}
-        self.beta = None if beta is None else min(1.0, max(0.0, float(beta)))
-        self.width = int(width) if width is not None else int(base["width"])
-        self.depth = int(depth) if depth is not None else int(base["depth"])
+        super().__init__(beta)
+        self.width = int(width) if width is not None else int(self.settings["width"])
+        self.depth = int(depth) if depth is not None else int(self.settings["depth"])
         if self.width < 1:
             raise ValueError(f"width must be at least 1, got {width}")
         if self.depth < 1:
@@ -48,8 +47,13 @@ class WideThenCommit:
     @classmethod
     def schedule(cls, beta: float) -> dict[str, Any]:
         """``width`` grows geometrically from 1 (β=0) to 64 (β=1); ``depth`` from 2 to 6 intervals."""
-        b = min(1.0, max(0.0, float(beta)))
+        b = clamp_beta(beta)
         return {"width": max(1, round(2 ** (6 * b))), "depth": max(1, round(2 + 4 * b))}
+
+    @classmethod
+    def default_settings(cls) -> dict[str, Any]:
+        """Without β: 8 branches, 4 intervals."""
+        return {"width": DEFAULT_WIDTH, "depth": DEFAULT_DEPTH}
 
     def solve(self, session: ReplaySession) -> str | None:
         """Wide phase, agreement scoring, commit; return the kept branch's final answer."""

@@ -28,7 +28,7 @@ import json
 import logging
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -117,17 +117,17 @@ class PromptConfig:
 
 
 @dataclass(frozen=True)
-class DiscoverConfig:
-    """A whole discovery run (see the module docstring for the TOML layout)."""
+class StoresConfig:
+    """``[stores]``: the search stores the explorer sees and the held-out stores of the final evaluation."""
 
-    search_stores: tuple[Path, ...]
-    heldout_stores: tuple[Path, ...] = ()
-    name: str = "discover"
-    run_dir: Path | None = None
-    rounds: int = 5
-    candidates_per_round: int = 1
-    parallel: int = 1
-    seed: int = 0
+    search: tuple[Path, ...] = ()
+    heldout: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """``[evaluation]``: the β grid, runs and protocol of search and final evaluation."""
+
     betas: tuple[float, ...] = PAPER_BETAS
     search_runs: int = 10
     final_runs: int = 100
@@ -137,68 +137,138 @@ class DiscoverConfig:
     """Seed controllers shown to the explorer (registry names or specs); None = all registered."""
     baselines: tuple[str, ...] | None = None
     """Baselines of the final evaluation; None = the seeds."""
-    proposer: ProposerConfig = field(default_factory=ProposerConfig)
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """``[budget]``: caps that stop the run (None = no cap)."""
+
     max_money: float | None = None
     max_wall_seconds: float | None = None
-    selection: SelectionConfig = field(default_factory=SelectionConfig)
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """``[ablation]``: switches of the paper's ablations."""
+
     traces: bool = True
+    """Show execution traces to the explorer."""
     require_beta: bool = True
+    """Require candidates to take β."""
+
+
+@dataclass(frozen=True)
+class DiscoverConfig:
+    """A whole discovery run; one field per TOML key or table (see the module docstring).
+
+    The flat names (``betas``, ``search_stores``, ``max_money``, ...) are read-only views of
+    the nested tables, for code that only reads one setting.
+    """
+
+    stores: StoresConfig = field(default_factory=StoresConfig)
+    name: str = "discover"
+    run_dir: Path | None = None
+    rounds: int = 5
+    candidates_per_round: int = 1
+    parallel: int = 1
+    seed: int = 0
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    proposer: ProposerConfig = field(default_factory=ProposerConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     checks: ChecksConfig = field(default_factory=ChecksConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
 
+    # Read-only views of single settings.
+    @property
+    def search_stores(self) -> tuple[Path, ...]:
+        """``stores.search``."""
+        return self.stores.search
+
+    @property
+    def heldout_stores(self) -> tuple[Path, ...]:
+        """``stores.heldout``."""
+        return self.stores.heldout
+
+    @property
+    def betas(self) -> tuple[float, ...]:
+        """``evaluation.betas``."""
+        return self.evaluation.betas
+
+    @property
+    def search_runs(self) -> int:
+        """``evaluation.search_runs``."""
+        return self.evaluation.search_runs
+
+    @property
+    def final_runs(self) -> int:
+        """``evaluation.final_runs``."""
+        return self.evaluation.final_runs
+
+    @property
+    def protocol(self) -> str:
+        """``evaluation.protocol``."""
+        return self.evaluation.protocol
+
+    @property
+    def subsample_size(self) -> int:
+        """``evaluation.subsample_size``."""
+        return self.evaluation.subsample_size
+
+    @property
+    def seeds(self) -> tuple[str, ...] | None:
+        """``evaluation.seeds``."""
+        return self.evaluation.seeds
+
+    @property
+    def baselines(self) -> tuple[str, ...] | None:
+        """``evaluation.baselines``."""
+        return self.evaluation.baselines
+
+    @property
+    def max_money(self) -> float | None:
+        """``budget.max_money``."""
+        return self.budget.max_money
+
+    @property
+    def max_wall_seconds(self) -> float | None:
+        """``budget.max_wall_seconds``."""
+        return self.budget.max_wall_seconds
+
+    @property
+    def traces(self) -> bool:
+        """``ablation.traces``."""
+        return self.ablation.traces
+
+    @property
+    def require_beta(self) -> bool:
+        """``ablation.require_beta``."""
+        return self.ablation.require_beta
+
     def to_dict(self) -> dict[str, Any]:
-        """The TOML-shaped dict of this configuration with absolute paths (JSON-able)."""
-        top: dict[str, Any] = {
-            "name": self.name,
-            "rounds": self.rounds,
-            "candidates_per_round": self.candidates_per_round,
-            "parallel": self.parallel,
-            "seed": self.seed,
-        }
-        if self.run_dir is not None:
-            top["run_dir"] = str(self.run_dir)
-        top["stores"] = {
-            "search": [str(p) for p in self.search_stores],
-            "heldout": [str(p) for p in self.heldout_stores],
-        }
-        ev: dict[str, Any] = {
-            "betas": list(self.betas),
-            "search_runs": self.search_runs,
-            "final_runs": self.final_runs,
-            "protocol": self.protocol,
-            "subsample_size": self.subsample_size,
-        }
-        if self.seeds is not None:
-            ev["seeds"] = list(self.seeds)
-        if self.baselines is not None:
-            ev["baselines"] = list(self.baselines)
-        top["evaluation"] = ev
-        prop = asdict(self.proposer)
-        prop["command"] = list(self.proposer.command)
-        prop["extra_body"] = dict(self.proposer.extra_body)
-        top["proposer"] = prop
-        budget: dict[str, Any] = {}
-        if self.max_money is not None:
-            budget["max_money"] = self.max_money
-        if self.max_wall_seconds is not None:
-            budget["max_wall_seconds"] = self.max_wall_seconds
-        top["budget"] = budget
-        top["selection"] = asdict(self.selection)
-        top["ablation"] = {"traces": self.traces, "require_beta": self.require_beta}
-        top["sandbox"] = asdict(self.sandbox)
-        top["checks"] = asdict(self.checks)
-        prompt = asdict(self.prompt)
-        if self.prompt.template_dir is None:
-            del prompt["template_dir"]
-        else:
-            prompt["template_dir"] = str(self.prompt.template_dir)
-        top["prompt"] = prompt
-        return top
+        """The TOML-shaped dict of this configuration (JSON-able: paths as strings, tuples as lists)."""
+        out = _plain(self)
+        assert isinstance(out, dict)
+        return out
 
     def to_json(self) -> str:
         """``to_dict`` as indented JSON."""
         return json.dumps(self.to_dict(), indent=2) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses to dicts, paths to strings, tuples to lists, recursively (``None`` stays: JSON null = unset)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -277,8 +347,10 @@ def config_from_mapping(data: Mapping[str, Any], *, base_dir: Path, source: str 
             "held-out stores must be disjoint from the search set"
         )
 
+    dflt = DiscoverConfig()
     ev = top.table("evaluation")
-    betas_raw = ev.get("betas", list(PAPER_BETAS))
+    dev = dflt.evaluation
+    betas_raw = ev.get("betas", list(dev.betas))
     if not isinstance(betas_raw, list) or not betas_raw:
         raise ev.fail("betas", "must be a non-empty list of numbers in [0, 1]")
     betas: list[float] = []
@@ -292,36 +364,43 @@ def config_from_mapping(data: Mapping[str, Any], *, base_dir: Path, source: str 
     if tidy != betas:
         logger.info("%s: evaluation.betas %s normalised to ascending unique values %s", source, betas, tidy)
     betas = tidy
-    search_runs = ev.int_("search_runs", 10, minimum=1)
-    final_runs = ev.int_("final_runs", 100, minimum=1)
-    protocol = ev.str_("protocol", "shuffle", choices=("shuffle", "subsample"))
-    subsample_size = ev.int_("subsample_size", 64, minimum=1)
     seeds = ev.str_list("seeds", None)
     baselines = ev.str_list("baselines", None)
+    evaluation = EvaluationConfig(
+        betas=tuple(betas),
+        search_runs=ev.int_("search_runs", dev.search_runs, minimum=1),
+        final_runs=ev.int_("final_runs", dev.final_runs, minimum=1),
+        protocol=ev.str_("protocol", dev.protocol, choices=("shuffle", "subsample")),
+        subsample_size=ev.int_("subsample_size", dev.subsample_size, minimum=1),
+        seeds=None if seeds is None else tuple(seeds),
+        baselines=None if baselines is None else tuple(baselines),
+    )
     ev.check_unknown()
 
     proposer = _parse_proposer(top.table("proposer"))
 
-    budget = top.table("budget")
-    max_money = budget.opt_float("max_money")
-    max_wall = budget.opt_float("max_wall_seconds")
-    budget.check_unknown()
+    bt = top.table("budget")
+    budget = BudgetConfig(max_money=bt.opt_float("max_money"), max_wall_seconds=bt.opt_float("max_wall_seconds"))
+    bt.check_unknown()
 
     sel_t = top.table("selection")
+    dsel = dflt.selection
     selection = SelectionConfig(
-        rule=sel_t.str_("rule", "accuracy", choices=SELECTION_RULES),
-        gamma=sel_t.float_("gamma", 0.0, minimum=0.0),
-        require_monotone=sel_t.bool_("require_monotone", False),
+        rule=sel_t.str_("rule", dsel.rule, choices=SELECTION_RULES),
+        gamma=sel_t.float_("gamma", dsel.gamma, minimum=0.0),
+        require_monotone=sel_t.bool_("require_monotone", dsel.require_monotone),
     )
     sel_t.check_unknown()
 
     abl = top.table("ablation")
-    traces = abl.bool_("traces", True)
-    require_beta = abl.bool_("require_beta", True)
+    ablation = AblationConfig(
+        traces=abl.bool_("traces", dflt.ablation.traces),
+        require_beta=abl.bool_("require_beta", dflt.ablation.require_beta),
+    )
     abl.check_unknown()
 
     sb = top.table("sandbox")
-    dsb = SandboxConfig()
+    dsb = dflt.sandbox
     sandbox = SandboxConfig(
         cpu_seconds=sb.float_("cpu_seconds", dsb.cpu_seconds, positive=True),
         wall_seconds=sb.float_("wall_seconds", dsb.wall_seconds, positive=True),
@@ -332,7 +411,7 @@ def config_from_mapping(data: Mapping[str, Any], *, base_dir: Path, source: str 
     sb.check_unknown()
 
     ck = top.table("checks")
-    dck = ChecksConfig()
+    dck = dflt.checks
     checks = ChecksConfig(
         smoke=ck.bool_("smoke", dck.smoke),
         leak=ck.bool_("leak", dck.leak),
@@ -343,8 +422,8 @@ def config_from_mapping(data: Mapping[str, Any], *, base_dir: Path, source: str 
     ck.check_unknown()
 
     pr = top.table("prompt")
-    dpr = PromptConfig()
-    tdir_raw = pr.str_("template_dir", "")
+    dpr = dflt.prompt
+    tdir_raw = pr.opt_str("template_dir")
     prompt = PromptConfig(
         template_dir=_resolve(base_dir, tdir_raw) if tdir_raw else None,
         max_chars=pr.int_("max_chars", dpr.max_chars, minimum=1000),
@@ -357,29 +436,20 @@ def config_from_mapping(data: Mapping[str, Any], *, base_dir: Path, source: str 
     if prompt.template_dir is not None and not prompt.template_dir.is_dir():
         raise ConfigError(f"{source}: prompt.template_dir {str(prompt.template_dir)!r} is not a directory")
 
-    run_dir_raw = top.str_("run_dir", "")
+    run_dir_raw = top.opt_str("run_dir")
     cfg = DiscoverConfig(
-        search_stores=search,
-        heldout_stores=heldout,
-        name=top.str_("name", "discover"),
+        stores=StoresConfig(search=search, heldout=heldout),
+        name=top.str_("name", dflt.name),
         run_dir=_resolve(base_dir, run_dir_raw) if run_dir_raw else None,
-        rounds=top.int_("rounds", 5, minimum=1),
-        candidates_per_round=top.int_("candidates_per_round", 1, minimum=1),
-        parallel=top.int_("parallel", 1, minimum=1),
-        seed=top.int_("seed", 0),
-        betas=tuple(betas),
-        search_runs=search_runs,
-        final_runs=final_runs,
-        protocol=protocol,
-        subsample_size=subsample_size,
-        seeds=None if seeds is None else tuple(seeds),
-        baselines=None if baselines is None else tuple(baselines),
+        rounds=top.int_("rounds", dflt.rounds, minimum=1),
+        candidates_per_round=top.int_("candidates_per_round", dflt.candidates_per_round, minimum=1),
+        parallel=top.int_("parallel", dflt.parallel, minimum=1),
+        seed=top.int_("seed", dflt.seed),
+        evaluation=evaluation,
         proposer=proposer,
-        max_money=max_money,
-        max_wall_seconds=max_wall,
+        budget=budget,
         selection=selection,
-        traces=traces,
-        require_beta=require_beta,
+        ablation=ablation,
         sandbox=sandbox,
         checks=checks,
         prompt=prompt,

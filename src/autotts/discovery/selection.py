@@ -53,15 +53,16 @@ def eligible(record: CandidateRecord, cfg: SelectionConfig) -> bool:
 
 def select(records: Iterable[CandidateRecord], cfg: SelectionConfig) -> Choice | None:
     """The best (candidate, β) under ``cfg``, or None when no candidate qualifies."""
-    best: tuple[tuple[float, float, str], Choice] | None = None
+    best: tuple[tuple[float, float], Choice] | None = None
     for rec in sorted(records, key=lambda r: (r.round, r.index)):
         if not eligible(rec, cfg):
             continue
         for p in rec.search_curve:
             s = score(p, cfg)
-            # Higher score, then fewer tokens; an earlier candidate keeps the place on a full tie.
-            key = (s, -p.tokens, "")
-            if best is None or key[:2] > best[0][:2]:
+            # Higher score, then fewer tokens; on a full tie the earlier candidate (and the
+            # earlier point of its curve) keeps the place, since only a strictly better key wins.
+            key = (s, -p.tokens)
+            if best is None or key > best[0]:
                 best = (key, Choice(rec.id, p.beta, p.accuracy, p.tokens, s, cfg.rule))
     return None if best is None else best[1]
 

@@ -17,16 +17,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from autotts.engine.dispatch import FastCell, KernelPlan
-    from autotts.env.protocols import Protocol
-    from autotts.store.schema import ReplayStore
+from autotts.engine import dispatch
+from autotts.engine.dispatch import KERNEL_TABLE, FastCell, KernelEntry, KernelPlan
+from autotts.engine.layout import confidence_table, layout_of, orders_for
+from autotts.env.protocols import Protocol
+from autotts.store.schema import ReplayStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["available", "plan_for", "prepare", "run_builtin"]
+__all__ = ["KERNEL_TABLE", "FastCell", "KernelEntry", "KernelPlan", "available", "plan_for", "prepare", "run_builtin"]
 
 _STATE: dict[str, bool] = {}
 _WARM: set[str] = set()
@@ -52,9 +52,7 @@ def plan_for(controller: object) -> KernelPlan | None:
     """The kernel plan for a controller instance (``None``: no kernel, or numba missing)."""
     if not available():
         return None
-    from autotts.engine.dispatch import plan_for as _plan_for
-
-    return _plan_for(controller)
+    return dispatch.plan_for(controller)
 
 
 def run_builtin(
@@ -69,12 +67,10 @@ def run_builtin(
     plan = plan_for(controller)
     if plan is None:
         return None
-    from numba.core.errors import NumbaError
-
-    from autotts.engine.dispatch import run_plan
+    from numba.core.errors import NumbaError  # numba is imported by available() already
 
     try:
-        return run_plan(store, plan, runs=runs, protocol=protocol, record=record)
+        return dispatch.run_plan(store, plan, runs=runs, protocol=protocol, record=record)
     except NumbaError as exc:  # a kernel that cannot compile here: keep working, in Python
         log.warning("replay kernel %r failed to compile (%s); using the Python controllers", plan.kernel, exc)
         _STATE["available"] = False
@@ -90,22 +86,21 @@ def prepare(stores: Iterable[ReplayStore], controllers: Iterable[object], *, run
     plans = [p for p in (plan_for(c) for c in controllers) if p is not None]
     if not plans:
         return
-    from numba.core.errors import NumbaError
-
-    from autotts.engine.dispatch import warm
-    from autotts.engine.layout import confidence_table, layout_of, orders_for
+    from numba.core.errors import NumbaError  # numba is imported by available() already
 
     needed = tuple(dict.fromkeys(p.kernel for p in plans))
     with _LOCK:
         missing = tuple(k for k in needed if k not in _WARM)
         if missing:
             try:
-                warm(missing)
+                dispatch.warm(missing)
             except NumbaError as exc:  # see run_builtin: fall back to the Python controllers
                 log.warning("replay kernels failed to compile (%s); using the Python controllers", exc)
                 _STATE["available"] = False
                 return
             _WARM.update(missing)
+    confidence = any(p.entry.confidence for p in plans)
     for store in stores:
         orders = orders_for(layout_of(store), protocol, runs)
-        confidence_table(orders.max_length)
+        if confidence:
+            confidence_table(orders.max_length)

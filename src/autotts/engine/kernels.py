@@ -14,23 +14,24 @@ branch (marked ``# advance``), and so are event writes: numba does not inline a 
 that takes several arrays, and such a call costs ~40 ns, six times a whole inlined
 advance. Helpers remain for what runs once per step or episode (votes, sorting).
 
-With ``record`` set, every session action is written to ``EV`` as one int32,
-``branch * 4 + action``; ``EVO[e]`` is where episode ``e = run * Q + question`` starts.
-:mod:`autotts.engine.traces` turns these into ``TraceEvent`` tuples by replaying them
-through a recording session.
+With ``record`` set, every session action is written to ``events`` as one int32,
+``branch * 4 + action``; ``event_start[e]`` is where episode ``e = run * Q + question``
+starts. :mod:`autotts.engine.traces` turns these into ``TraceEvent`` tuples by replaying
+them through a recording session.
 
 All kernels live in this one module on purpose: numba's on-disk cache is invalidated by
 the modification time of the file that defines a function, not of the functions it
 calls, so splitting the helpers into another module could let a stale cached kernel
 survive an upgrade. (It is longer than the house limit for that reason.)
 
-Argument conventions shared by every kernel (``Q`` questions, ``R`` runs, ``L`` the
-longest branch order): ``P`` probes ``[Q, N, K]``, ``NP`` probe counts ``[Q, N]``,
-``FI`` final codes ``[Q, N]``, ``TK`` tokens ``[Q, N]``, ``DL`` Δ ``[Q]``, ``ERRC`` code
-of ``"ERR"`` ``[Q]``, ``OT`` order tables ``[kinds, R, L]``, ``OL`` order lengths
-``[kinds]``, ``OK`` order kind per question ``[Q]``, ``CONF`` beta-confidence table,
-``NV`` the largest vocabulary. Outputs ``ANS`` ``[R, Q]`` (-1 = no answer), ``COST``
-and ``SEQ`` ``[R, Q]``.
+Every kernel takes the same leading and trailing arguments (``Q`` questions, ``R`` runs,
+``L`` the longest branch order): ``store`` is the store's :class:`~autotts.engine.layout.KernelStore`
+(probes ``[Q, N, K]``, probe counts, final codes and branch tokens ``[Q, N]``, Δ and the
+code of ``"ERR"`` per question, the largest vocabulary), ``orders`` its
+:class:`~autotts.engine.layout.Orders` (order tables ``[kinds, R, L]``, their lengths, the
+kind of each question), ``confidence`` the beta-confidence table; the controller's
+parameters follow, then ``record`` and the outputs ``answer_out`` ``[R, Q]`` (-1 = no
+answer), ``cost_out`` and ``sequential_out`` ``[R, Q]``, ``events`` and ``event_start``.
 """
 
 from __future__ import annotations
@@ -60,12 +61,12 @@ def _jit(fn: Callable[..., Any]) -> Any:
 
 # ------------------------------------------------------------------ bookkeeping
 @_jit
-def _reserve(EV, n, need):  # type: ignore[no-untyped-def]
+def _reserve(events, n, need):  # type: ignore[no-untyped-def]
     """Grow the event buffer so that ``need`` more events fit after event ``n``."""
-    if n + need <= EV.shape[0]:
-        return EV
-    grown = np.empty(max(2 * EV.shape[0], n + need, 1024), dtype=np.int32)
-    grown[:n] = EV[:n]
+    if n + need <= events.shape[0]:
+        return events
+    grown = np.empty(max(2 * events.shape[0], n + need, 1024), dtype=np.int32)
+    grown[:n] = events[:n]
     return grown
 
 
@@ -85,36 +86,36 @@ def _finish(st, n_open, dl):  # type: ignore[no-untyped-def]
 
 # ------------------------------------------------------------------------ votes
 @_jit
-def _majority(vals, m, CNT, SEEN):  # type: ignore[no-untyped-def]
-    """First-seen majority of ``vals[:m]`` (-1 if empty); leaves ``CNT`` zeroed."""
+def _majority(vals, m, vote_count, seen_order):  # type: ignore[no-untyped-def]
+    """First-seen majority of ``vals[:m]`` (-1 if empty); leaves ``vote_count`` zeroed."""
     ns = 0
     for j in range(m):
         a = vals[j]
-        if CNT[a] == 0:
-            SEEN[ns] = a
+        if vote_count[a] == 0:
+            seen_order[ns] = a
             ns += 1
-        CNT[a] += 1
+        vote_count[a] += 1
     best = -1
     best_count = 0
     for j in range(ns):
-        a = SEEN[j]
-        c = CNT[a]
+        a = seen_order[j]
+        c = vote_count[a]
         if c > best_count:
             best = a
             best_count = c
-        CNT[a] = 0
+        vote_count[a] = 0
     return best
 
 
 @_jit
-def _leader(CNT, SEEN, ns):  # type: ignore[no-untyped-def]
+def _leader(vote_count, seen_order, ns):  # type: ignore[no-untyped-def]
     """(majority, top1, top2) of incremental first-seen counts (majority -1 if none)."""
     winner = -1
     top1 = 0
     top2 = 0
     for j in range(ns):
-        a = SEEN[j]
-        c = CNT[a]
+        a = seen_order[j]
+        c = vote_count[a]
         if c > top1:
             winner = a
             top2 = top1
@@ -125,9 +126,9 @@ def _leader(CNT, SEEN, ns):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _clear(CNT, SEEN, ns):  # type: ignore[no-untyped-def]
+def _clear(vote_count, seen_order, ns):  # type: ignore[no-untyped-def]
     for j in range(ns):
-        CNT[SEEN[j]] = 0
+        vote_count[seen_order[j]] = 0
 
 
 @_jit
@@ -145,61 +146,98 @@ def _sort_desc(items, n, key):  # type: ignore[no-untyped-def]
 
 # ---------------------------------------------------------------------- kernels
 @_jit
-def sc_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, n, record, ANS, COST, SEQ, EV, EVO):  # type: ignore[no-untyped-def]
+def sc_kernel(  # type: ignore[no-untyped-def]
+    store,
+    orders,
+    confidence,
+    n,
+    record,
+    answer_out,
+    cost_out,
+    sequential_out,
+    events,
+    event_start,
+):
     """SC@n: full-read up to ``n`` branches, first-seen majority."""
-    R, Q = ANS.shape
-    L = OT.shape[2]
+    finals = store.finals
+    branch_tokens = store.branch_tokens
+    question_delta = store.question_delta
+    max_vocab = store.max_vocab
+    order_table = orders.table
+    order_length = orders.length
+    order_kind = orders.kind
+    R, Q = answer_out.shape
+    L = order_table.shape[2]
     st = np.zeros((5, L), dtype=np.int64)
-    CNT = np.zeros(NV, dtype=np.int32)
-    SEEN = np.zeros(L + 1, dtype=np.int32)
-    BUF = np.zeros(L + 1, dtype=np.int32)
+    vote_count = np.zeros(max_vocab, dtype=np.int32)
+    seen_order = np.zeros(L + 1, dtype=np.int32)
+    vote_buffer = np.zeros(L + 1, dtype=np.int32)
     ne = 0
     for r in range(R):
         for q in range(Q):
-            EVO[r * Q + q] = ne
-            u = OK[q]
-            order = OT[u, r]
-            m = min(n, OL[u])
+            event_start[r * Q + q] = ne
+            u = order_kind[q]
+            order = order_table[u, r]
+            m = min(n, order_length[u])
             if record:
-                EV = _reserve(EV, ne, m + 1)
+                events = _reserve(events, ne, m + 1)
             cost = 0
             for i in range(m):
                 # full read of fresh branch i: its final answer at its whole length
                 b = order[i]
-                charge = TK[q, b]
-                code = FI[q, b]
+                charge = branch_tokens[q, b]
+                code = finals[q, b]
                 st[EXTRA, i] = charge
                 st[FIN, i] = 1
                 st[LATEST, i] = code
                 cost += charge
-                BUF[i] = code
+                vote_buffer[i] = code
                 if record:
-                    EV[ne] = i * 4 + READ
+                    events[ne] = i * 4 + READ
                     ne += 1
-            ANS[r, q] = _majority(BUF, m, CNT, SEEN)
-            COST[r, q] = cost
-            SEQ[r, q] = _finish(st, m, DL[q])
-    EVO[R * Q] = ne
-    return EV
+            answer_out[r, q] = _majority(vote_buffer, m, vote_count, seen_order)
+            cost_out[r, q] = cost
+            sequential_out[r, q] = _finish(st, m, question_delta[q])
+    event_start[R * Q] = ne
+    return events
 
 
 @_jit
-def asc_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, max_samples, threshold, record, ANS, COST, SEQ, EV, EVO):  # type: ignore[no-untyped-def]
+def asc_kernel(  # type: ignore[no-untyped-def]
+    store,
+    orders,
+    confidence,
+    max_samples,
+    threshold,
+    record,
+    answer_out,
+    cost_out,
+    sequential_out,
+    events,
+    event_start,
+):
     """ASC: full-read until ``beta_confidence(top1, top2) > threshold`` (from the second read)."""
-    R, Q = ANS.shape
-    L = OT.shape[2]
+    finals = store.finals
+    branch_tokens = store.branch_tokens
+    question_delta = store.question_delta
+    max_vocab = store.max_vocab
+    order_table = orders.table
+    order_length = orders.length
+    order_kind = orders.kind
+    R, Q = answer_out.shape
+    L = order_table.shape[2]
     st = np.zeros((5, L), dtype=np.int64)
-    CNT = np.zeros(NV, dtype=np.int32)
-    SEEN = np.zeros(L + 1, dtype=np.int32)
+    vote_count = np.zeros(max_vocab, dtype=np.int32)
+    seen_order = np.zeros(L + 1, dtype=np.int32)
     ne = 0
     for r in range(R):
         for q in range(Q):
-            EVO[r * Q + q] = ne
-            u = OK[q]
-            order = OT[u, r]
-            m = min(max_samples, OL[u])
+            event_start[r * Q + q] = ne
+            u = order_kind[q]
+            order = order_table[u, r]
+            m = min(max_samples, order_length[u])
             if record:
-                EV = _reserve(EV, ne, m + 1)
+                events = _reserve(events, ne, m + 1)
             cost = 0
             ns = 0
             answer = -1
@@ -208,55 +246,74 @@ def asc_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, max_samples, thres
             for i in range(m):
                 # full read of fresh branch i: its final answer at its whole length
                 b = order[i]
-                charge = TK[q, b]
-                code = FI[q, b]
+                charge = branch_tokens[q, b]
+                code = finals[q, b]
                 st[EXTRA, i] = charge
                 st[FIN, i] = 1
                 st[LATEST, i] = code
                 n_read += 1
                 cost += charge
                 if record:
-                    EV[ne] = i * 4 + READ
+                    events[ne] = i * 4 + READ
                     ne += 1
-                if CNT[code] == 0:
-                    SEEN[ns] = code
+                if vote_count[code] == 0:
+                    seen_order[ns] = code
                     ns += 1
-                CNT[code] += 1
+                vote_count[code] += 1
                 if n_read >= 2:
-                    winner, top1, top2 = _leader(CNT, SEEN, ns)
-                    if CONF[top1, top2] > threshold:
+                    winner, top1, top2 = _leader(vote_count, seen_order, ns)
+                    if confidence[top1, top2] > threshold:
                         answer = winner
                         stopped = True
                         break
             if not stopped:
-                answer = _leader(CNT, SEEN, ns)[0]
-            _clear(CNT, SEEN, ns)
-            ANS[r, q] = answer
-            COST[r, q] = cost
-            SEQ[r, q] = _finish(st, n_read, DL[q])
-    EVO[R * Q] = ne
-    return EV
+                answer = _leader(vote_count, seen_order, ns)[0]
+            _clear(vote_count, seen_order, ns)
+            answer_out[r, q] = answer
+            cost_out[r, q] = cost
+            sequential_out[r, q] = _finish(st, n_read, question_delta[q])
+    event_start[R * Q] = ne
+    return events
 
 
 @_jit
-def esc_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, max_samples, window, record, ANS, COST, SEQ, EV, EVO):  # type: ignore[no-untyped-def]
+def esc_kernel(  # type: ignore[no-untyped-def]
+    store,
+    orders,
+    confidence,
+    max_samples,
+    window,
+    record,
+    answer_out,
+    cost_out,
+    sequential_out,
+    events,
+    event_start,
+):
     """ESC: windows of full reads; stop on a unanimous window, else the pool's majority."""
-    R, Q = ANS.shape
-    L = OT.shape[2]
+    finals = store.finals
+    branch_tokens = store.branch_tokens
+    question_delta = store.question_delta
+    max_vocab = store.max_vocab
+    order_table = orders.table
+    order_length = orders.length
+    order_kind = orders.kind
+    R, Q = answer_out.shape
+    L = order_table.shape[2]
     st = np.zeros((5, L), dtype=np.int64)
-    CNT = np.zeros(NV, dtype=np.int32)
-    SEEN = np.zeros(L + 1, dtype=np.int32)
-    BUF = np.zeros(L + 1, dtype=np.int32)
+    vote_count = np.zeros(max_vocab, dtype=np.int32)
+    seen_order = np.zeros(L + 1, dtype=np.int32)
+    vote_buffer = np.zeros(L + 1, dtype=np.int32)
     n_windows = max_samples // window
     ne = 0
     for r in range(R):
         for q in range(Q):
-            EVO[r * Q + q] = ne
-            u = OK[q]
-            order = OT[u, r]
-            avail = OL[u]
+            event_start[r * Q + q] = ne
+            u = order_kind[q]
+            order = order_table[u, r]
+            avail = order_length[u]
             if record:
-                EV = _reserve(EV, ne, min(n_windows * window, avail) + 1)
+                events = _reserve(events, ne, min(n_windows * window, avail) + 1)
             cost = 0
             n_read = 0
             answer = -1
@@ -268,24 +325,24 @@ def esc_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, max_samples, windo
                         break
                     # full read of fresh branch n_read: its final answer at its whole length
                     b = order[n_read]
-                    charge = TK[q, b]
-                    code = FI[q, b]
+                    charge = branch_tokens[q, b]
+                    code = finals[q, b]
                     st[EXTRA, n_read] = charge
                     st[FIN, n_read] = 1
                     st[LATEST, n_read] = code
                     cost += charge
-                    BUF[n_read] = code
+                    vote_buffer[n_read] = code
                     if record:
-                        EV[ne] = n_read * 4 + READ
+                        events[ne] = n_read * 4 + READ
                         ne += 1
                     n_read += 1
                 if n_read == start:
                     # Empty window: the store is exhausted, so every later window is empty too.
                     break
-                first = BUF[start]
+                first = vote_buffer[start]
                 unanimous = True
                 for j in range(start + 1, n_read):
-                    if BUF[j] != first:
+                    if vote_buffer[j] != first:
                         unanimous = False
                         break
                 if unanimous:
@@ -293,27 +350,19 @@ def esc_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, max_samples, windo
                     stopped = True
                     break
             if not stopped:
-                answer = _majority(BUF, n_read, CNT, SEEN)
-            ANS[r, q] = answer
-            COST[r, q] = cost
-            SEQ[r, q] = _finish(st, n_read, DL[q])
-    EVO[R * Q] = ne
-    return EV
+                answer = _majority(vote_buffer, n_read, vote_count, seen_order)
+            answer_out[r, q] = answer
+            cost_out[r, q] = cost
+            sequential_out[r, q] = _finish(st, n_read, question_delta[q])
+    event_start[R * Q] = ne
+    return events
 
 
 @_jit
 def pp_kernel(  # type: ignore[no-untyped-def]
-    P,
-    NP,
-    FI,
-    TK,
-    DL,
-    ERRC,
-    OT,
-    OL,
-    OK,
-    CONF,
-    NV,
+    store,
+    orders,
+    confidence,
     chains,
     T,
     warm_up,
@@ -321,52 +370,61 @@ def pp_kernel(  # type: ignore[no-untyped-def]
     burst,
     max_steps,
     record,
-    ANS,
-    COST,
-    SEQ,
-    EV,
-    EVO,
+    answer_out,
+    cost_out,
+    sequential_out,
+    events,
+    event_start,
 ):
     """Parallel-Probe: lockstep chains, prune off-track ones after warm-up, stop on a stable winner."""
-    R, Q = ANS.shape
-    L = OT.shape[2]
-    K = P.shape[2]
+    probes = store.probes
+    n_probes = store.n_probes
+    finals = store.finals
+    branch_tokens = store.branch_tokens
+    question_delta = store.question_delta
+    max_vocab = store.max_vocab
+    order_table = orders.table
+    order_length = orders.length
+    order_kind = orders.kind
+    R, Q = answer_out.shape
+    L = order_table.shape[2]
+    K = probes.shape[2]
     st = np.zeros((5, L), dtype=np.int64)
-    CNT = np.zeros(NV, dtype=np.int32)
-    SEEN = np.zeros(L + 1, dtype=np.int32)
-    BUF = np.zeros(L + 1, dtype=np.int32)
+    vote_count = np.zeros(max_vocab, dtype=np.int32)
+    seen_order = np.zeros(L + 1, dtype=np.int32)
+    vote_buffer = np.zeros(L + 1, dtype=np.int32)
     ACTIVE = np.zeros(L + 1, dtype=np.int32)
     OFF = np.zeros(L + 1, dtype=np.int64)
     ne = 0
     for r in range(R):
         for q in range(Q):
-            EVO[r * Q + q] = ne
-            u = OK[q]
-            order = OT[u, r]
-            dl = DL[q]
-            n = min(chains, OL[u])
+            event_start[r * Q + q] = ne
+            u = order_kind[q]
+            order = order_table[u, r]
+            dl = question_delta[q]
+            n = min(chains, order_length[u])
             if record:
-                EV = _reserve(EV, ne, n * (K + 3) + 1)
+                events = _reserve(events, ne, n * (K + 3) + 1)
             cost = 0
             for i in range(n):
                 # advance i: a probe at Δ, or the final answer at the remainder (session rule)
                 b = order[i]
                 c = st[CUR, i]
-                if c < NP[q, b]:
-                    code = P[q, b, c]
+                if c < n_probes[q, b]:
+                    code = probes[q, b, c]
                     st[CUR, i] = c + 1
                     charge = dl
                     done = False
                 else:
-                    code = FI[q, b]
-                    charge = max(TK[q, b] - c * dl, 0)
+                    code = finals[q, b]
+                    charge = max(branch_tokens[q, b] - c * dl, 0)
                     st[EXTRA, i] = charge
                     st[FIN, i] = 1
                     done = True
                 st[LATEST, i] = code
                 cost += charge
                 if record:
-                    EV[ne] = i * 4 + OPEN
+                    events[ne] = i * 4 + OPEN
                     ne += 1
                 ACTIVE[i] = i
                 OFF[i] = 0
@@ -385,21 +443,21 @@ def pp_kernel(  # type: ignore[no-untyped-def]
                             # advance k: a probe at Δ, or the final answer at the remainder (session rule)
                             b = order[k]
                             c = st[CUR, k]
-                            if c < NP[q, b]:
-                                code = P[q, b, c]
+                            if c < n_probes[q, b]:
+                                code = probes[q, b, c]
                                 st[CUR, k] = c + 1
                                 charge = dl
                                 done = False
                             else:
-                                code = FI[q, b]
-                                charge = max(TK[q, b] - c * dl, 0)
+                                code = finals[q, b]
+                                charge = max(branch_tokens[q, b] - c * dl, 0)
                                 st[EXTRA, k] = charge
                                 st[FIN, k] = 1
                                 done = True
                             st[LATEST, k] = code
                             cost += charge
                             if record:
-                                EV[ne] = k * 4 + ADVANCE
+                                events[ne] = k * 4 + ADVANCE
                                 ne += 1
                             if done:
                                 break
@@ -408,8 +466,8 @@ def pp_kernel(  # type: ignore[no-untyped-def]
                         returned = True
                         break
                     for j in range(na):
-                        BUF[j] = st[LATEST, ACTIVE[j]]
-                    winner = _majority(BUF, na, CNT, SEEN)
+                        vote_buffer[j] = st[LATEST, ACTIVE[j]]
+                    winner = _majority(vote_buffer, na, vote_count, seen_order)
                     if step >= warm_up and na > 1:
                         any_pruned = False
                         for j in range(na):
@@ -421,7 +479,7 @@ def pp_kernel(  # type: ignore[no-untyped-def]
                                 if OFF[k] >= patience:
                                     st[PRUNED, k] = 1
                                     if record:
-                                        EV[ne] = k * 4 + PRUNE
+                                        events[ne] = k * 4 + PRUNE
                                         ne += 1
                                     any_pruned = True
                             else:
@@ -439,8 +497,8 @@ def pp_kernel(  # type: ignore[no-untyped-def]
                                 returned = True
                                 break
                             for j in range(na):
-                                BUF[j] = st[LATEST, ACTIVE[j]]
-                            winner = _majority(BUF, na, CNT, SEEN)
+                                vote_buffer[j] = st[LATEST, ACTIVE[j]]
+                            winner = _majority(vote_buffer, na, vote_count, seen_order)
                     if winner == prev:
                         stable += 1
                     else:
@@ -459,11 +517,11 @@ def pp_kernel(  # type: ignore[no-untyped-def]
                         break
                 if not returned:
                     answer = prev
-            ANS[r, q] = answer
-            COST[r, q] = cost
-            SEQ[r, q] = _finish(st, n, dl)
-    EVO[R * Q] = ne
-    return EV
+            answer_out[r, q] = answer
+            cost_out[r, q] = cost
+            sequential_out[r, q] = _finish(st, n, dl)
+    event_start[R * Q] = ne
+    return events
 
 
 @_jit
@@ -473,35 +531,27 @@ def ema_step(ema, alpha, conf):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _pool_add(CNT, SEEN, ns, code):  # type: ignore[no-untyped-def]
-    if CNT[code] == 0:
-        SEEN[ns] = code
+def _pool_add(vote_count, seen_order, ns, code):  # type: ignore[no-untyped-def]
+    if vote_count[code] == 0:
+        seen_order[ns] = code
         ns += 1
-    CNT[code] += 1
+    vote_count[code] += 1
     return ns
 
 
 @_jit
-def _pool_stats(CNT, SEEN, ns, size, CONF):  # type: ignore[no-untyped-def]
+def _pool_stats(vote_count, seen_order, ns, size, confidence):  # type: ignore[no-untyped-def]
     if size == 0:
         return -1, 0.0
-    winner, top1, top2 = _leader(CNT, SEEN, ns)
-    return winner, CONF[top1, top2]
+    winner, top1, top2 = _leader(vote_count, seen_order, ns)
+    return winner, confidence[top1, top2]
 
 
 @_jit
 def cmc_kernel(  # type: ignore[no-untyped-def]
-    P,
-    NP,
-    FI,
-    TK,
-    DL,
-    ERRC,
-    OT,
-    OL,
-    OK,
-    CONF,
-    NV,
+    store,
+    orders,
+    confidence,
     n_init,
     max_branches,
     warm_up,
@@ -516,20 +566,29 @@ def cmc_kernel(  # type: ignore[no-untyped-def]
     min_complete,
     max_steps,
     record,
-    ANS,
-    COST,
-    SEQ,
-    EV,
-    EVO,
+    answer_out,
+    cost_out,
+    sequential_out,
+    events,
+    event_start,
 ):
     """CMC: pool of finished answers, EMA of its beta confidence, abandon / align / widen."""
-    R, Q = ANS.shape
-    L = OT.shape[2]
-    K = P.shape[2]
+    probes = store.probes
+    n_probes = store.n_probes
+    finals = store.finals
+    branch_tokens = store.branch_tokens
+    question_delta = store.question_delta
+    max_vocab = store.max_vocab
+    order_table = orders.table
+    order_length = orders.length
+    order_kind = orders.kind
+    R, Q = answer_out.shape
+    L = order_table.shape[2]
+    K = probes.shape[2]
     st = np.zeros((5, L), dtype=np.int64)
-    CNT = np.zeros(NV, dtype=np.int32)
-    SEEN = np.zeros(L + 1, dtype=np.int32)
-    BUF = np.zeros(L + 1, dtype=np.int32)
+    vote_count = np.zeros(max_vocab, dtype=np.int32)
+    seen_order = np.zeros(L + 1, dtype=np.int32)
+    vote_buffer = np.zeros(L + 1, dtype=np.int32)
     ALIVE = np.zeros(L + 1, dtype=np.int32)
     STALE = np.zeros(L + 1, dtype=np.int32)
     ADV = np.zeros(L + 1, dtype=np.int64)
@@ -539,13 +598,13 @@ def cmc_kernel(  # type: ignore[no-untyped-def]
     ne = 0
     for r in range(R):
         for q in range(Q):
-            EVO[r * Q + q] = ne
-            u = OK[q]
-            order = OT[u, r]
-            avail = OL[u]
-            dl = DL[q]
+            event_start[r * Q + q] = ne
+            u = order_kind[q]
+            order = order_table[u, r]
+            avail = order_length[u]
+            dl = question_delta[q]
             if record:
-                EV = _reserve(EV, ne, avail * (K + 3) + 1)
+                events = _reserve(events, ne, avail * (K + 3) + 1)
             cost = 0
             n_open = 0
             ns = 0
@@ -558,26 +617,26 @@ def cmc_kernel(  # type: ignore[no-untyped-def]
                 # advance i: a probe at Δ, or the final answer at the remainder (session rule)
                 b = order[i]
                 c = st[CUR, i]
-                if c < NP[q, b]:
-                    code = P[q, b, c]
+                if c < n_probes[q, b]:
+                    code = probes[q, b, c]
                     st[CUR, i] = c + 1
                     charge = dl
                     done = False
                 else:
-                    code = FI[q, b]
-                    charge = max(TK[q, b] - c * dl, 0)
+                    code = finals[q, b]
+                    charge = max(branch_tokens[q, b] - c * dl, 0)
                     st[EXTRA, i] = charge
                     st[FIN, i] = 1
                     done = True
                 st[LATEST, i] = code
                 cost += charge
                 if record:
-                    EV[ne] = i * 4 + OPEN
+                    events[ne] = i * 4 + OPEN
                     ne += 1
                 ADV[i] = 0
                 DIS[i] = 0
                 if done:
-                    ns = _pool_add(CNT, SEEN, ns, code)
+                    ns = _pool_add(vote_count, seen_order, ns, code)
                     size += 1
             answer = -1
             if n_open > 0:
@@ -592,7 +651,7 @@ def cmc_kernel(  # type: ignore[no-untyped-def]
                 pool_conf = 0.0
                 for step in range(max_steps):
                     if stats_size != size:
-                        pool_winner, pool_conf = _pool_stats(CNT, SEEN, ns, size, CONF)
+                        pool_winner, pool_conf = _pool_stats(vote_count, seen_order, ns, size, confidence)
                         stats_size = size
                     winner = pool_winner
                     conf = pool_conf
@@ -630,7 +689,7 @@ def cmc_kernel(  # type: ignore[no-untyped-def]
                                 k = STALE[j]
                                 st[PRUNED, k] = 1
                                 if record:
-                                    EV[ne] = k * 4 + PRUNE
+                                    events[ne] = k * 4 + PRUNE
                                     ne += 1
                             if n_stale > 0:
                                 kept = 0
@@ -657,29 +716,29 @@ def cmc_kernel(  # type: ignore[no-untyped-def]
                             # advance k: a probe at Δ, or the final answer at the remainder (session rule)
                             b = order[k]
                             c = st[CUR, k]
-                            if c < NP[q, b]:
-                                code = P[q, b, c]
+                            if c < n_probes[q, b]:
+                                code = probes[q, b, c]
                                 st[CUR, k] = c + 1
                                 charge = dl
                                 done = False
                             else:
-                                code = FI[q, b]
-                                charge = max(TK[q, b] - c * dl, 0)
+                                code = finals[q, b]
+                                charge = max(branch_tokens[q, b] - c * dl, 0)
                                 st[EXTRA, k] = charge
                                 st[FIN, k] = 1
                                 done = True
                             st[LATEST, k] = code
                             cost += charge
                             if record:
-                                EV[ne] = k * 4 + ADVANCE
+                                events[ne] = k * 4 + ADVANCE
                                 ne += 1
                             ADV[k] += 1
                             if done:
-                                ns = _pool_add(CNT, SEEN, ns, code)
+                                ns = _pool_add(vote_count, seen_order, ns, code)
                                 size += 1
                                 break
                     if stats_size != size:
-                        pool_winner, pool_conf = _pool_stats(CNT, SEEN, ns, size, CONF)
+                        pool_winner, pool_conf = _pool_stats(vote_count, seen_order, ns, size, confidence)
                         stats_size = size
                     winner = pool_winner
                     conf = pool_conf
@@ -711,91 +770,114 @@ def cmc_kernel(  # type: ignore[no-untyped-def]
                             # advance i: a probe at Δ, or the final answer at the remainder (session rule)
                             b = order[i]
                             c = st[CUR, i]
-                            if c < NP[q, b]:
-                                code = P[q, b, c]
+                            if c < n_probes[q, b]:
+                                code = probes[q, b, c]
                                 st[CUR, i] = c + 1
                                 charge = dl
                                 done = False
                             else:
-                                code = FI[q, b]
-                                charge = max(TK[q, b] - c * dl, 0)
+                                code = finals[q, b]
+                                charge = max(branch_tokens[q, b] - c * dl, 0)
                                 st[EXTRA, i] = charge
                                 st[FIN, i] = 1
                                 done = True
                             st[LATEST, i] = code
                             cost += charge
                             if record:
-                                EV[ne] = i * 4 + OPEN
+                                events[ne] = i * 4 + OPEN
                                 ne += 1
                             ADV[i] = 0
                             DIS[i] = 0
                             if done:
-                                ns = _pool_add(CNT, SEEN, ns, code)
+                                ns = _pool_add(vote_count, seen_order, ns, code)
                                 size += 1
                             spawned += 1
                 if not returned:
                     if size > 0:
-                        answer = _leader(CNT, SEEN, ns)[0]
+                        answer = _leader(vote_count, seen_order, ns)[0]
                     else:
                         m = 0
                         for k in range(n_open):
                             if not st[PRUNED, k]:
-                                BUF[m] = st[LATEST, k]
+                                vote_buffer[m] = st[LATEST, k]
                                 m += 1
-                        answer = _majority(BUF, m, CNT, SEEN)
-            _clear(CNT, SEEN, ns)
-            ANS[r, q] = answer
-            COST[r, q] = cost
-            SEQ[r, q] = _finish(st, n_open, dl)
-    EVO[R * Q] = ne
-    return EV
+                        answer = _majority(vote_buffer, m, vote_count, seen_order)
+            _clear(vote_count, seen_order, ns)
+            answer_out[r, q] = answer
+            cost_out[r, q] = cost
+            sequential_out[r, q] = _finish(st, n_open, dl)
+    event_start[R * Q] = ne
+    return events
 
 
 @_jit
-def cex_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, chains, k_agree, cap, record, ANS, COST, SEQ, EV, EVO):  # type: ignore[no-untyped-def]
+def cex_kernel(  # type: ignore[no-untyped-def]
+    store,
+    orders,
+    confidence,
+    chains,
+    k_agree,
+    cap,
+    record,
+    answer_out,
+    cost_out,
+    sequential_out,
+    events,
+    event_start,
+):
     """Consistency-exit: deepen one chain until its last ``k`` probes agree (not ERR); repeat; vote.
 
     ``cap`` < 1 means no depth cap.
     """
-    R, Q = ANS.shape
-    L = OT.shape[2]
-    K = P.shape[2]
+    probes = store.probes
+    n_probes = store.n_probes
+    finals = store.finals
+    branch_tokens = store.branch_tokens
+    question_delta = store.question_delta
+    err_code = store.err_code
+    max_vocab = store.max_vocab
+    order_table = orders.table
+    order_length = orders.length
+    order_kind = orders.kind
+    R, Q = answer_out.shape
+    L = order_table.shape[2]
+    K = probes.shape[2]
     st = np.zeros((5, L), dtype=np.int64)
-    CNT = np.zeros(NV, dtype=np.int32)
-    SEEN = np.zeros(L + 1, dtype=np.int32)
-    BUF = np.zeros(L + 1, dtype=np.int32)
+    vote_count = np.zeros(max_vocab, dtype=np.int32)
+    seen_order = np.zeros(L + 1, dtype=np.int32)
+    vote_buffer = np.zeros(L + 1, dtype=np.int32)
     ne = 0
     for r in range(R):
         for q in range(Q):
-            EVO[r * Q + q] = ne
-            u = OK[q]
-            order = OT[u, r]
-            dl = DL[q]
-            err = ERRC[q]
-            n = min(chains, OL[u])
+            event_start[r * Q + q] = ne
+            u = order_kind[q]
+            order = order_table[u, r]
+            dl = question_delta[q]
+            err = err_code[q]
+            n = min(chains, order_length[u])
             if record:
-                EV = _reserve(EV, ne, n * (K + 3) + 1)
+                events = _reserve(events, ne, n * (K + 3) + 1)
             cost = 0
             m = 0
             for i in range(n):
                 # advance i: a probe at Δ, or the final answer at the remainder (session rule)
                 b = order[i]
                 c = st[CUR, i]
-                if c < NP[q, b]:
-                    code = P[q, b, c]
+                if c < n_probes[q, b]:
+                    code = probes[q, b, c]
                     st[CUR, i] = c + 1
                     charge = dl
                     finished = False
                 else:
-                    code = FI[q, b]
-                    charge = max(TK[q, b] - c * dl, 0)
+                    code = finals[q, b]
+                    charge = max(branch_tokens[q, b] - c * dl, 0)
                     st[EXTRA, i] = charge
                     st[FIN, i] = 1
                     finished = True
                 st[LATEST, i] = code
                 cost += charge
                 if record:
-                    EV[ne] = i * 4 + OPEN
+                    events[ne] = i * 4 + OPEN
                     ne += 1
                 answer = code
                 run = 0
@@ -813,91 +895,113 @@ def cex_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, chains, k_agree, c
                     if run >= k_agree:
                         st[PRUNED, i] = 1
                         if record:
-                            EV[ne] = i * 4 + PRUNE
+                            events[ne] = i * 4 + PRUNE
                             ne += 1
                         result = answer
                         break
                     if cap >= 1 and depth >= cap:
                         st[PRUNED, i] = 1
                         if record:
-                            EV[ne] = i * 4 + PRUNE
+                            events[ne] = i * 4 + PRUNE
                             ne += 1
                         result = last_ok
                         break
                     # advance i: a probe at Δ, or the final answer at the remainder (session rule)
                     b = order[i]
                     c = st[CUR, i]
-                    if c < NP[q, b]:
-                        code = P[q, b, c]
+                    if c < n_probes[q, b]:
+                        code = probes[q, b, c]
                         st[CUR, i] = c + 1
                         charge = dl
                         finished = False
                     else:
-                        code = FI[q, b]
-                        charge = max(TK[q, b] - c * dl, 0)
+                        code = finals[q, b]
+                        charge = max(branch_tokens[q, b] - c * dl, 0)
                         st[EXTRA, i] = charge
                         st[FIN, i] = 1
                         finished = True
                     st[LATEST, i] = code
                     cost += charge
                     if record:
-                        EV[ne] = i * 4 + ADVANCE
+                        events[ne] = i * 4 + ADVANCE
                         ne += 1
                     answer = code
                     depth += 1
                     result = answer
                 if result != -1:
-                    BUF[m] = result
+                    vote_buffer[m] = result
                     m += 1
-            ANS[r, q] = _majority(BUF, m, CNT, SEEN)
-            COST[r, q] = cost
-            SEQ[r, q] = _finish(st, n, dl)
-    EVO[R * Q] = ne
-    return EV
+            answer_out[r, q] = _majority(vote_buffer, m, vote_count, seen_order)
+            cost_out[r, q] = cost
+            sequential_out[r, q] = _finish(st, n, dl)
+    event_start[R * Q] = ne
+    return events
 
 
 @_jit
-def wide_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, width, depth, record, ANS, COST, SEQ, EV, EVO):  # type: ignore[no-untyped-def]
+def wide_kernel(  # type: ignore[no-untyped-def]
+    store,
+    orders,
+    confidence,
+    width,
+    depth,
+    record,
+    answer_out,
+    cost_out,
+    sequential_out,
+    events,
+    event_start,
+):
     """Wide-then-commit: probe ``width`` branches ``depth`` intervals, keep the most agreeing one."""
-    R, Q = ANS.shape
-    L = OT.shape[2]
-    K = P.shape[2]
+    probes = store.probes
+    n_probes = store.n_probes
+    finals = store.finals
+    branch_tokens = store.branch_tokens
+    question_delta = store.question_delta
+    err_code = store.err_code
+    max_vocab = store.max_vocab
+    order_table = orders.table
+    order_length = orders.length
+    order_kind = orders.kind
+    R, Q = answer_out.shape
+    L = order_table.shape[2]
+    K = probes.shape[2]
     st = np.zeros((5, L), dtype=np.int64)
-    CNT = np.zeros(NV, dtype=np.int32)
+    vote_count = np.zeros(max_vocab, dtype=np.int32)
     H = np.zeros((L + 1, max(depth, 1)), dtype=np.int32)
     SCORE = np.zeros(L + 1, dtype=np.int64)
     ne = 0
     for r in range(R):
         for q in range(Q):
-            EVO[r * Q + q] = ne
-            u = OK[q]
-            order = OT[u, r]
-            dl = DL[q]
-            err = ERRC[q]
-            n = min(width, OL[u])
+            event_start[r * Q + q] = ne
+            u = order_kind[q]
+            order = order_table[u, r]
+            dl = question_delta[q]
+            err = err_code[q]
+            n = min(width, order_length[u])
             if record:
-                EV = _reserve(EV, ne, n * (K + 3) + 1)
+                events = _reserve(events, ne, n * (K + 3) + 1)
             cost = 0
             answer = -1
             for i in range(n):
                 # advance i: a probe at Δ, or the final answer at the remainder (session rule)
                 b = order[i]
                 c = st[CUR, i]
-                if c < NP[q, b]:
-                    code = P[q, b, c]
+                if c < n_probes[q, b]:
+                    code = probes[q, b, c]
                     st[CUR, i] = c + 1
                     charge = dl
                     done = False
                 else:
-                    code = FI[q, b]
-                    charge = max(TK[q, b] - c * dl, 0)
+                    code = finals[q, b]
+                    charge = max(branch_tokens[q, b] - c * dl, 0)
                     st[EXTRA, i] = charge
                     st[FIN, i] = 1
                     done = True
                 st[LATEST, i] = code
                 cost += charge
                 if record:
-                    EV[ne] = i * 4 + OPEN
+                    events[ne] = i * 4 + OPEN
                     ne += 1
                 H[i, 0] = code
             if n > 0:
@@ -909,34 +1013,34 @@ def wide_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, width, depth, rec
                         # advance k: a probe at Δ, or the final answer at the remainder (session rule)
                         b = order[k]
                         c = st[CUR, k]
-                        if c < NP[q, b]:
-                            code = P[q, b, c]
+                        if c < n_probes[q, b]:
+                            code = probes[q, b, c]
                             st[CUR, k] = c + 1
                             charge = dl
                             done = False
                         else:
-                            code = FI[q, b]
-                            charge = max(TK[q, b] - c * dl, 0)
+                            code = finals[q, b]
+                            charge = max(branch_tokens[q, b] - c * dl, 0)
                             st[EXTRA, k] = charge
                             st[FIN, k] = 1
                             done = True
                         st[LATEST, k] = code
                         cost += charge
                         if record:
-                            EV[ne] = k * 4 + ADVANCE
+                            events[ne] = k * 4 + ADVANCE
                             ne += 1
                         H[k, t] = code
                 for k in range(n):
                     SCORE[k] = 0
                 for t in range(depth):
                     for k in range(n):
-                        CNT[H[k, t]] += 1
+                        vote_count[H[k, t]] += 1
                     for k in range(n):
                         a = H[k, t]
                         if a != err:
-                            SCORE[k] += CNT[a] - 1
+                            SCORE[k] += vote_count[a] - 1
                     for k in range(n):
-                        CNT[H[k, t]] = 0
+                        vote_count[H[k, t]] = 0
                 best = 0
                 for k in range(1, n):
                     if SCORE[k] > SCORE[best]:
@@ -945,7 +1049,7 @@ def wide_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, width, depth, rec
                     if k != best and not st[FIN, k]:
                         st[PRUNED, k] = 1
                         if record:
-                            EV[ne] = k * 4 + PRUNE
+                            events[ne] = k * 4 + PRUNE
                             ne += 1
                 answer = H[best, depth - 1]
                 done = st[FIN, best] != 0
@@ -953,25 +1057,25 @@ def wide_kernel(P, NP, FI, TK, DL, ERRC, OT, OL, OK, CONF, NV, width, depth, rec
                     # advance best: a probe at Δ, or the final answer at the remainder (session rule)
                     b = order[best]
                     c = st[CUR, best]
-                    if c < NP[q, b]:
-                        code = P[q, b, c]
+                    if c < n_probes[q, b]:
+                        code = probes[q, b, c]
                         st[CUR, best] = c + 1
                         charge = dl
                         done = False
                     else:
-                        code = FI[q, b]
-                        charge = max(TK[q, b] - c * dl, 0)
+                        code = finals[q, b]
+                        charge = max(branch_tokens[q, b] - c * dl, 0)
                         st[EXTRA, best] = charge
                         st[FIN, best] = 1
                         done = True
                     st[LATEST, best] = code
                     cost += charge
                     if record:
-                        EV[ne] = best * 4 + ADVANCE
+                        events[ne] = best * 4 + ADVANCE
                         ne += 1
                     answer = code
-            ANS[r, q] = answer
-            COST[r, q] = cost
-            SEQ[r, q] = _finish(st, n, dl)
-    EVO[R * Q] = ne
-    return EV
+            answer_out[r, q] = answer
+            cost_out[r, q] = cost
+            sequential_out[r, q] = _finish(st, n, dl)
+    event_start[R * Q] = ne
+    return events

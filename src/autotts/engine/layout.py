@@ -19,8 +19,8 @@ loaded before a process pool forks is laid out once and shared by every worker.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,6 +31,18 @@ from autotts.store.schema import ERR, ReplayStore
 
 _LAYOUT_KEY = "_engine_layout"
 _LOCK = threading.Lock()
+
+
+class KernelStore(NamedTuple):
+    """The store arrays every kernel reads, handed over as one argument (numba accepts named tuples)."""
+
+    probes: NDArray[np.int32]
+    n_probes: NDArray[np.int32]
+    finals: NDArray[np.int32]
+    branch_tokens: NDArray[np.int64]
+    question_delta: NDArray[np.int64]
+    err_code: NDArray[np.int32]
+    max_vocab: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,6 +59,14 @@ class StoreLayout:
     gold: NDArray[np.int32]
     vocabs: tuple[tuple[str, ...], ...]
     max_vocab: int
+    kernel_store: KernelStore = field(init=False, repr=False)
+    """The arrays in the one grouped argument the kernels take."""
+
+    def __post_init__(self) -> None:
+        arrays = KernelStore(
+            self.probes, self.n_probes, self.finals, self.tokens, self.delta, self.err, int(self.max_vocab)
+        )
+        object.__setattr__(self, "kernel_store", arrays)
 
     @property
     def n_questions(self) -> int:
@@ -131,12 +151,12 @@ def layout_of(store: ReplayStore) -> StoreLayout:
     return cached
 
 
-@dataclass(frozen=True, eq=False)
-class Orders:
+class Orders(NamedTuple):
     """Branch orders of every (run, question): ``table[kind[q], r, :length[kind[q]]]``.
 
     Questions with the same number of branches share one order table (the protocols
-    depend only on that number and the run).
+    depend only on that number and the run). A named tuple, so that kernels take it as
+    one argument.
     """
 
     table: NDArray[np.int32]

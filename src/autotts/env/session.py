@@ -3,7 +3,7 @@
 A session replays one question in one run's branch order. Controllers see branch ids
 0, 1, 2, ... in the order they opened them; the ids are positions in the run's order,
 never store indices. Under the reference protocol "advance" is the paper's CONTINUE
-immediately followed by a free PROBE, and cost follows ``specs/replay-protocol.md``:
+immediately followed by a free PROBE, and cost follows ``docs/replay-protocol.md``:
 
 * advancing a branch whose cursor ``c`` is inside its ``K`` probes reveals probe ``c``
   and charges exactly Δ tokens (the last interval in full, even past the branch's end);

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from autotts.controllers.loader import check_answer, crash_error, source_of
 from autotts.controllers.spec import ControllerSpec
 from autotts.engine import run_builtin
 from autotts.env.protocols import Protocol
 from autotts.env.session import QuestionTrace, ReplaySession
-from autotts.errors import AutoTTSError, ConfigError, ControllerError
+from autotts.errors import ConfigError, ControllerError
 from autotts.evaluation.results import CellResult, grade_cell
 from autotts.store.schema import ReplayStore
 
@@ -35,6 +36,13 @@ def expand_cells(
     betas: Sequence[float] | None = None,
 ) -> list[Cell]:
     """Every (store, controller, β) combination; β applies to controllers that take ``beta``."""
+    if betas:
+        fixed = [spec.label for spec in specs if "beta" in spec.params]
+        if fixed:
+            raise ConfigError(
+                f"{', '.join(fixed)} fix β in the controller spec while β values are given too (--beta / betas); "
+                "drop one of them"
+            )
     cells: list[Cell] = []
     for store in stores:
         for spec in specs:
@@ -86,6 +94,7 @@ def run_cell(
         )
     replay = store.replay
     golds = store.golds
+    source = source_of(spec.path, controller)
     nq = len(replay)
     cost = np.zeros((runs, nq), dtype=np.int64)
     seq = np.zeros((runs, nq), dtype=np.int64)
@@ -95,23 +104,13 @@ def run_cell(
         run_answers: list[str | None] = []
         for qi, q in enumerate(replay):
             session = ReplaySession(q, protocol.order(q.n_branches, r), record=record, quirks=quirks)
+            where = f"on {store.name} question {qi} (run {r})"
             try:
-                answer = controller.solve(session)
-            except AutoTTSError as exc:
-                raise ControllerError(
-                    f"controller {spec.label} failed on {store.name} question {qi} (run {r}): {exc}",
-                    controller=spec.label,
-                    question=qi,
-                ) from exc
+                answer = check_answer(controller.solve(session), where=f"controller {spec.label} {where}")
+            except ControllerError:
+                raise
             except Exception as exc:
-                raise ControllerError(
-                    f"controller {spec.label} raised {type(exc).__name__} on {store.name} "
-                    f"question {qi} (run {r}): {exc}",
-                    controller=spec.label,
-                    question=qi,
-                ) from exc
-            if answer is not None and not isinstance(answer, str):
-                answer = str(answer)
+                raise crash_error(exc, label=spec.label, source=source, where=where, question=qi) from exc
             cost[r, qi] = session.cost
             seq[r, qi] = session.sequential_tokens
             run_answers.append(answer)

@@ -14,6 +14,7 @@ number means the same thing wherever it is printed.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,12 +75,13 @@ def grade(answers: Sequence[Sequence[str | None]], golds: Sequence[str]) -> NDAr
     ``None`` (no answer) is never right. This is the only grading rule of the project.
     """
     nq = len(golds)
-    out = np.zeros((len(answers), nq), dtype=bool)
     for r, row in enumerate(answers):
         if len(row) != nq:
             raise ConfigError(f"run {r} has {len(row)} answers for {nq} questions")
-        out[r] = [a is not None and a == g for a, g in zip(row, golds, strict=True)]
-    return out
+    flat = [a for row in answers for a in row]
+    # A string equals only the same string, and None (no answer) equals no gold answer.
+    same = map(operator.eq, flat, tuple(golds) * len(answers))
+    return np.fromiter(same, dtype=bool, count=len(flat)).reshape(len(answers), nq)
 
 
 def cell_key(store: str, controller: str, params: Mapping[str, Any], protocol: str, runs: int) -> str:
@@ -292,7 +294,7 @@ def grade_cell(
         correct=correct,
         cost=_int_matrix(cost, "cost", shape),
         sequential=_int_matrix(sequential, "sequential", shape),
-        answers=tuple(tuple(row) for row in answers),
+        answers=answers if isinstance(answers, tuple) else tuple(tuple(row) for row in answers),
         traces=traces,
         seconds=seconds,
         store_fingerprint=store.fingerprint,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -35,11 +36,13 @@ def evaluate_cells(
     workers: int | None = None,
     address: str | None = None,
     progress: ProgressCallback | None = None,
+    cell_timeout: float | None = None,
 ) -> list[CellResult]:
     """Evaluate prepared cells on a backend; results come back in cell order.
 
     ``progress`` is called as each cell finishes (in completion order), which is where
-    callers stream results to disk.
+    callers stream results to disk. ``cell_timeout`` limits each cell's wall time
+    (seconds; :class:`~autotts.errors.CellTimeoutError` past it).
     """
     if runs < 1:
         raise ConfigError(f"runs must be at least 1, got {runs}")
@@ -69,13 +72,16 @@ def evaluate_cells(
     if fast:
         prepare(stores, controllers, runs=runs, protocol=options.protocol)
     results: list[CellResult | None] = [None] * len(cells)
-    for done, (i, result) in enumerate(
-        run_tasks(stores, tasks, options, backend=backend, workers=workers, address=address), start=1
-    ):
-        results[i] = result
-        log.info("%s on %s: %.2f%% / %.0f tokens", result.label, result.store, result.accuracy, result.tokens)
-        if progress is not None:
-            progress(done, len(cells), result)
+    finished = run_tasks(
+        stores, tasks, options, backend=backend, workers=workers, address=address, cell_timeout=cell_timeout
+    )
+    with contextlib.closing(finished):  # an interruption stops the workers here, not at garbage collection
+        for done, (i, result) in enumerate(finished, start=1):
+            results[i] = result
+            if log.isEnabledFor(logging.INFO):  # the summary (bootstrap included) is only computed when shown
+                log.info("%s on %s: %.2f%% / %.0f tokens", result.label, result.store, result.accuracy, result.tokens)
+            if progress is not None:
+                progress(done, len(cells), result)
     return [r for r in results if r is not None]
 
 
@@ -102,6 +108,7 @@ def evaluate(
     workers: int | None = None,
     address: str | None = None,
     progress: ProgressCallback | None = None,
+    cell_timeout: float | None = None,
 ) -> list[CellResult]:
     """Evaluate controllers on stores under the reference protocol (or another).
 
@@ -131,6 +138,7 @@ def evaluate(
         workers=workers,
         address=address,
         progress=progress,
+        cell_timeout=cell_timeout,
     )
 
 

@@ -180,8 +180,7 @@ class CompletionsClient:
         self._servers = [_Server(u.rstrip("/"), max_in_flight) for u in base_urls]
         self._sleep: Sleep = sleep or asyncio.sleep
         self._rng = rng or random.Random()
-        self._changed: asyncio.Event | None = None
-        self._changed_loop: asyncio.AbstractEventLoop | None = None
+        self._sync_state: tuple[asyncio.Semaphore, asyncio.Event, asyncio.AbstractEventLoop] | None = None
         headers = {"Content-Type": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -229,35 +228,45 @@ class CompletionsClient:
         await self._http.aclose()
 
     # ------------------------------------------------------------------ scheduling
-    # Single-threaded asyncio: choosing a server and taking its slot happen with no
-    # await in between, so no lock is needed; releasing is synchronous, so it also
-    # runs when the request's task is cancelled.
-    def _event(self) -> asyncio.Event:
+    # A semaphore over all slots queues requests FIFO and wakes one waiter per freed
+    # slot (thousands of queued requests must not all wake on every release). Past it,
+    # choosing a server and taking its slot happen with no await in between, so no lock
+    # is needed; releasing is synchronous, so it also runs when a task is cancelled.
+    def _sync(self) -> tuple[asyncio.Semaphore, asyncio.Event]:
         loop = asyncio.get_running_loop()
-        if self._changed is None or self._changed_loop is not loop:
-            self._changed, self._changed_loop = asyncio.Event(), loop
-        return self._changed
+        if self._sync_state is None or self._sync_state[2] is not loop:
+            # Bound to the running loop, so a client may serve successive asyncio.run calls.
+            self._sync_state = (asyncio.Semaphore(sum(s.limit for s in self._servers)), asyncio.Event(), loop)
+        return self._sync_state[0], self._sync_state[1]
 
     async def _acquire(self) -> _Server:
-        changed = self._event()
-        while True:
-            now = time.monotonic()
-            live = [s for s in self._servers if s.dead_until <= now]
-            free = [s for s in live if s.in_flight < s.limit]
-            if free:
-                server = min(free, key=lambda s: s.in_flight)
-                server.in_flight += 1
-                return server
-            changed.clear()
-            timeout = None if live else max(0.0, min(s.dead_until for s in self._servers) - now)
-            try:
-                await asyncio.wait_for(changed.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
+        slots, changed = self._sync()
+        await slots.acquire()
+        try:
+            while True:
+                now = time.monotonic()
+                live = [s for s in self._servers if s.dead_until <= now]
+                free = [s for s in live if s.in_flight < s.limit]
+                if free:
+                    server = min(free, key=lambda s: s.in_flight)
+                    server.in_flight += 1
+                    return server
+                # Only while servers are out: slots exist, but on dead servers.
+                changed.clear()
+                timeout = None if live else max(0.0, min(s.dead_until for s in self._servers) - now)
+                try:
+                    await asyncio.wait_for(changed.wait(), timeout=timeout)
+                except TimeoutError:
+                    pass
+        except BaseException:
+            slots.release()
+            raise
 
     def _release(self, server: _Server) -> None:
         server.in_flight -= 1
-        self._event().set()
+        slots, changed = self._sync()
+        slots.release()
+        changed.set()
 
     def _mark_failed(self, server: _Server, failure: Failure, attempt: int) -> float:
         """Take a failing server out for the policy's delay; return that delay."""

@@ -80,30 +80,33 @@ class ReplayQuestion:
         return len(self.tokens)
 
 
+class _Codes(dict[str, int]):
+    """Answer → code, handing the next free code to an answer on its first lookup.
+
+    ``map(codes.__getitem__, answers)`` then interns a whole probe list at C speed; only
+    new answers reach :meth:`__missing__`.
+    """
+
+    def __missing__(self, answer: str) -> int:
+        code = self[answer] = len(self)
+        return code
+
+
 def intern_question(question: Question) -> tuple[ReplayQuestion, int]:
     """Intern a question's answers; return its replay view and the gold code (-1 if unseen).
 
     Codes follow first appearance (branch by branch, probes then final), so the
     interning is deterministic and independent of any run order.
     """
-    codes: dict[str, int] = {}
-    vocab: list[str] = []
-
-    def code(answer: str) -> int:
-        found = codes.get(answer)
-        if found is None:
-            found = len(vocab)
-            codes[answer] = found
-            vocab.append(answer)
-        return found
-
+    codes = _Codes()
+    code = codes.__getitem__  # a new answer gets the next code (see _Codes.__missing__)
     probes = []
     finals = []
     for branch in question.branches:
-        probes.append(tuple(code(a) for a in branch.probes))
+        probes.append(tuple(map(code, branch.probes)))
         finals.append(code(branch.final))
     replay = ReplayQuestion(
-        vocab=tuple(vocab),
+        vocab=tuple(codes),  # insertion order is code order
         probes=tuple(probes),
         tokens=tuple(b.tokens for b in question.branches),
         finals=tuple(finals),
