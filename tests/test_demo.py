@@ -30,7 +30,8 @@ def test_quick_demo_writes_everything_and_is_deterministic(tmp_path: Path) -> No
     assert {r["role"] for r in data["results"]} == {"search", "heldout"}
     assert all(r["runs"] == QUICK_RUNS and "seconds" not in r for r in data["results"])
     steps = {s["name"]: s for s in data["steps"]}
-    assert steps["report"]["status"] == "not-run"
+    assert steps["report"]["status"] == "done", steps["report"]["detail"]
+    assert (a.out_dir / "report" / "index.html").is_file() and (a.out_dir / "report" / "viewer.html").is_file()
     discovery = steps["discovery"]
     assert discovery["status"] == "done", discovery["detail"]
     assert discovery["data"]["proposer"] == "evolve"

@@ -101,7 +101,7 @@ specs = st.one_of(
     ),
     st.builds(
         lambda b: _spec("cmc", {"beta": b}),
-        st.one_of(st.sampled_from([i / 10 for i in range(11)]), st.floats(-0.5, 1.5, allow_nan=False)),
+        st.one_of(st.sampled_from([i / 10 for i in range(11)]), st.floats(0, 1)),
     ),
     st.builds(
         lambda c, k, m: _spec("consistency-exit", {"chains": c, "k": k, "max_intervals": m}),

@@ -208,7 +208,7 @@ def test_missing_file_is_not_found(tmp_path: Path, capsys: pytest.CaptureFixture
     with pytest.raises(StoreNotFoundError):
         read_autotts_json(tmp_path / "absent.json")
     code, _, err = run_cli(["store", "import", str(tmp_path / "absent.json"), "--out", str(tmp_path / "o")], capsys)
-    assert code == 1
+    assert code == 2  # a path that names no store is a usage error
     assert "no such file" in err
 
 

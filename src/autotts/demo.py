@@ -13,9 +13,8 @@ calls, accuracy against cost, and where to go next. The demo
 3. runs a short discovery (:func:`discovery_step`) with the offline ``evolve`` proposer
    (no LLM) on the search store only, and evaluates what it selected against the
    baselines on both stores (run directory ``DIR/discovery``);
-4. writes ``DIR/stores/*.parquet``, ``DIR/results.json`` and ``DIR/summary.md``.
-   :func:`report_step` (a report directory) is an extension point that reports *not
-   run* until ``autotts report`` exists.
+4. writes ``DIR/stores/*.parquet``, ``DIR/results.json`` and ``DIR/summary.md``, and
+   the report of all of it with ``autotts report`` (:func:`report_step`): ``DIR/report/``.
 
 Same seed and mode -> byte-identical ``results.json`` and ``summary.md`` (wall times are
 returned to the caller but never written into them).
@@ -270,13 +269,27 @@ def discovery_step(
     return StepOutcome("discovery", "done", detail, ("discovery",), data)
 
 
-def report_step(results_path: Path, out_dir: Path) -> StepOutcome:
-    """Write a report directory (tables, curves, trace viewer) from the results (extension point).
+def report_step(results_path: Path, out_dir: Path, stores: Sequence[ReplayStore] = ()) -> StepOutcome:
+    """Write ``out_dir/report`` with ``autotts report``: tables, curves, frontier statistics, trace viewer.
 
-    Not wired yet: ``autotts report`` is landing separately. When it does, render
-    ``results_path`` into ``out_dir / "report"`` and return ``status="done"``.
+    Its inputs are ``results_path`` and the demo's discovery run; ``stores`` are replayed
+    for the trace viewer. A failure is reported as ``status="failed"``, not raised.
     """
-    return StepOutcome("report", "not-run", "`autotts report` is not available yet; see summary.md instead")
+    from autotts.report import ReportOptions, build_report
+
+    inputs: list[Path] = [results_path]
+    if (out_dir / "discovery" / "manifest.json").is_file():
+        inputs.append(out_dir / "discovery")
+    try:
+        rep = build_report(inputs, out_dir / "report", ReportOptions(stores=stores, title="autotts demo report"))
+    except AutoTTSError as exc:
+        log.warning("the demo's report failed: %s", exc)
+        return StepOutcome("report", "failed", f"autotts report failed: {exc}", ("report",))
+    detail = (
+        f"tables, scaling curves, frontier statistics and a trace viewer of {len(rep.traced)} cells "
+        "(open report/index.html in a browser)"
+    )
+    return StepOutcome("report", "done", detail, ("report/index.html", "report/summary.md"))
 
 
 def _record(result: CellResult, role: str) -> dict[str, Any]:
@@ -441,11 +454,10 @@ def run_demo(
     seconds["baselines"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    steps = (
+    steps: tuple[StepOutcome, ...] = (
         discovery_step(
             paths["search"], paths["heldout"], out, seed=seed, quick=quick, final_runs=runs, progress=progress
         ),
-        report_step(out / "results.json", out),
     )
     seconds["discovery"] = time.perf_counter() - t2
     results_path = out / "results.json"
@@ -466,6 +478,13 @@ def run_demo(
         "steps": [s.to_dict() for s in steps],
         "results": [_record(r, role) for role, rs in results.items() for r in rs],
     }
+    write_text_atomic(results_path, json.dumps(payload, indent=2) + "\n")
+    # The report reads results.json, so it runs once that exists; its outcome is added after.
+    report("writing the report (autotts report)", 0, 1)
+    t3 = time.perf_counter()
+    steps = (*steps, report_step(results_path, out, list(stores.values())))
+    seconds["report"] = time.perf_counter() - t3
+    payload["steps"] = [s.to_dict() for s in steps]
     write_text_atomic(results_path, json.dumps(payload, indent=2) + "\n")
     summary_path = out / "summary.md"
     write_text_atomic(

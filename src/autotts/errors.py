@@ -14,6 +14,7 @@ Every error autotts raises on purpose derives from :class:`AutoTTSError`, so cal
     ├── ControllerError            a controller raised while solving a question
     │   └── CellTimeoutError       a cell ran past its wall-clock limit
     ├── ConfigError                a configuration value is wrong
+    ├── ResultsError               results cannot be read, compared or reported
     ├── DiscoveryError             the discovery loop cannot go on (autotts.discovery.errors)
     │   ├── RunDirError            a run directory is missing, corrupt or belongs to another run
     │   └── ProposerError          the explorer (LLM, agent) failed after its retries
@@ -130,3 +131,16 @@ class CellTimeoutError(ControllerError):
 
 class ConfigError(AutoTTSError):
     """A configuration value (CLI option, TOML file, preset) is wrong."""
+
+
+class ResultsError(AutoTTSError):
+    """Evaluation results cannot be read, compared or reported.
+
+    Raised for an unreadable results file, two cells that are not paired (different
+    runs, questions or stores) where a paired statistic was asked for, or curves that
+    cannot be compared. ``.path`` names the file when one is involved.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)

@@ -21,6 +21,7 @@ from autotts.cli import (  # noqa: F401  (attach commands)
     demo_cmd,
     discover_cmd,
     eval_cmd,
+    report_cmd,
     run_cmd,
     serve_cmd,
     signals,

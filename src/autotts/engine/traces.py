@@ -165,6 +165,11 @@ class CellTraces(Sequence[QuestionTrace]):
         for name, value in state.items():
             setattr(self, name, value)
 
+    @property
+    def cell_events(self) -> CellEvents:
+        """The cell's compact actions, for consumers that re-encode traces without materializing them."""
+        return self._cell
+
     def __len__(self) -> int:
         return int(self._correct.size)
 

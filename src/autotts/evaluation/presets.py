@@ -110,6 +110,11 @@ _PUBLISHED: dict[str, dict[str, Any]] = {
 }
 
 
+def budget_param(controller: str) -> str | None:
+    """The parameter a baseline's scaling curve varies (``n`` for SC, ``chains`` for Parallel-Probe, ...)."""
+    return _BUDGET_PARAM.get(controller)
+
+
 def method_label(controller: str, params: dict[str, Any]) -> str:
     """Paper-style row label: ``SC@64``, ``ASC@64``, ``CMC (β=0.5)``, ``Wide-Commit@8 (depth=2)``.
 

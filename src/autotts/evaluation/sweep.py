@@ -355,9 +355,8 @@ class ResultStream:
 
     def add(self, result: CellResult) -> None:
         """Append one finished cell; the file is rewritten atomically at most every ``interval`` s."""
-        record = result
-        self.records.append(record.to_dict())
-        self._claimed.add(record.key)
+        self.records.append(result.to_dict())
+        self._claimed.add(result.key)
         self._dirty = True
         if time.monotonic() - self._last_write >= self.interval:
             self.flush()
