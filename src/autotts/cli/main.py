@@ -22,6 +22,8 @@ from autotts.cli import (  # noqa: F401  (attach commands)
     discover_cmd,
     eval_cmd,
     report_cmd,
+    run_cmd,
+    serve_cmd,
     signals,
     store_cmd,
     synth_cmd,
