@@ -19,6 +19,7 @@ which makes token counts in tests readable.
 
 from __future__ import annotations
 
+import abc
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -69,7 +70,7 @@ class _Fault:
     message: str = "injected failure"
 
 
-class CompletionsServer(LocalJSONServer):
+class CompletionsServer(LocalJSONServer, abc.ABC):
     """The protocol half of a fake completions server (see the module docstring)."""
 
     thread_name = "fake-completions"
@@ -111,9 +112,9 @@ class CompletionsServer(LocalJSONServer):
         with self._lock:
             self._faults.clear()
 
+    @abc.abstractmethod
     def generate(self, call: CompletionCall) -> Generation:
-        """What the model writes for ``call`` (subclasses implement)."""
-        raise NotImplementedError
+        """What the model writes for ``call``: the one thing a concrete server defines."""
 
     # ------------------------------------------------------------------ serving
     def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
