@@ -41,8 +41,9 @@ from autotts.controllers import cmc as cmc_mod
 from autotts.controllers import parallel_probe as pp_mod
 from autotts.discovery import sandbox as sb
 from autotts.discovery.sandbox import SandboxJob, SandboxLimits, StorePayload, orders_for, run_sandbox
-from autotts.env.judged import Channel, decode_mux
+from autotts.env.judged import Channel
 from autotts.env.session import ReplaySession
+from autotts.env.wire import decode_requests
 from autotts.evaluation.protocols import Protocol
 from autotts.store import load_stores
 from autotts.store.schema import ReplayStore
@@ -102,7 +103,7 @@ class TimingChannel(Channel):
     def recv(self) -> bytes:
         body = super().recv()
         t = time.perf_counter_ns()
-        tag = decode_mux(body[1:])[0][1][:1] if body[:1] == b"M" else body[:1]
+        tag = bytes(decode_requests(body)[1][:1]) if body[:1] == b"M" else body[:1]
         TimingChannel.log.append((t, tag))
         return body
 

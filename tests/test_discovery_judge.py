@@ -14,8 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autotts.discovery.judge import _play_batch
-from autotts.env.judged import Channel, JudgedSession, decode_batch, decode_mux, encode_mux
+from autotts.env.judged import Channel, JudgedSession
 from autotts.env.session import ReplaySession
+from autotts.env.wire import (
+    OP_ANSWER,
+    Reply,
+    Request,
+    decode_batch,
+    decode_replies,
+    encode_requests,
+    request_columns,
+)
 from autotts.errors import ConfigError, IllegalActionError, StoreExhaustedError
 from autotts.evaluation.protocols import Protocol
 from tests.discovery_support import make_store
@@ -24,24 +33,24 @@ STORE = make_store(n_questions=3, n_branches=12)
 
 
 class OneSlot:
-    """The candidate's side for a batch of one episode: each request travels in a one-item frame."""
+    """The candidate's side for a batch of one episode: each request travels in a one-item step frame."""
 
     def __init__(self, chan: Channel) -> None:
         self.chan = chan
         self.sent: list[bytes] = []
 
-    def request(self, body: bytes) -> bytes:
-        self.sent.append(body[:1])
-        self.chan.send(encode_mux([(0, body)]))
-        reply = self.chan.recv()
-        assert reply[:1] == b"M"
-        ((slot, inner),) = decode_mux(reply[1:])
-        assert slot == 0
-        return inner
+    def __call__(self, request: Request) -> Reply:
+        ops, args, payload = request_columns([request])
+        self.sent.append(bytes(ops))
+        reply = self.chan.request(encode_requests([0], ops, args, payload))
+        (got,), starts = decode_replies(reply)
+        assert not starts
+        return got
 
-    def send(self, body: bytes) -> None:
-        self.sent.append(body[:1])
-        self.chan.send(encode_mux([(0, body)]))
+    def send(self, request: tuple[int, int, bytes]) -> None:
+        ops, args, payload = request_columns([request])
+        self.sent.append(bytes(ops))
+        self.chan.send(encode_requests([0], ops, args, payload))
 
 
 class Pair:
@@ -70,7 +79,8 @@ class Pair:
         self.reference = ReplaySession(q, order, record=True)
 
     def finish(self, answer: str | None) -> None:
-        self.cand_chan.send(b"A\x00" if answer is None else b"A\x01" + answer.encode())
+        raw = b"" if answer is None else answer.encode()
+        self.cand_chan.send((OP_ANSWER, -1 if answer is None else len(raw), raw))
         self.thread.join(timeout=10)
         for fd in self.fds:
             os.close(fd)
@@ -207,12 +217,16 @@ def _judge_one(body: bytes) -> BaseException | None:
 @pytest.mark.parametrize(
     "body",
     [
-        encode_mux([(0, b"?")]),
-        encode_mux([(0, b"a\x01")]),
-        encode_mux([(0, b"m\x05\x00\x00\x00\x01")]),
-        encode_mux([(3, b"o")]),
-        b"M\x01\x00\x00\x00\xff\xff\x00\x00o",
-        b"o",
+        encode_requests([0], b"?", [0], b""),  # unknown request
+        encode_requests([0], b"a", [1], b"")[:-1],  # truncated
+        encode_requests([0], b"m", [5], b"\x01\x00\x00\x00"),  # advance_many of 5 ids with 1 id
+        encode_requests([0], b"n", [-3], b""),  # negative payload size
+        encode_requests([0], b"o", [0], b"xx"),  # trailing payload
+        encode_requests([3], b"o", [0], b""),  # a slot that is not running
+        encode_requests([0, 0], b"AA", [-1, -1], b""),  # answered twice
+        b"M\x01\x00\x00\x00\x00\x00",  # truncated columns
+        encode_requests([], b"", [], b""),  # an empty step
+        b"o",  # not a step frame
     ],
 )
 def test_malformed_requests_are_protocol_errors(body: bytes) -> None:

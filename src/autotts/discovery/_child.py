@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import gc
 import importlib
 import json
 import linecache
@@ -33,12 +34,15 @@ import struct
 import sys
 import traceback
 import types
+from collections import deque
+from functools import partial
 from typing import Any
 
 import greenlet  # type: ignore[import-untyped]
 
 from autotts.discovery.validation import ALLOWED_IMPORTS, FORBIDDEN_NAMES
-from autotts.env.judged import Channel, JudgedSession, decode_batch, decode_mux, encode_mux
+from autotts.env.judged import Channel, JudgedSession
+from autotts.env.wire import OP_ADVANCE, OP_ANSWER, OP_FAIL, decode_batch, decode_replies, encode_requests
 
 _MAX_ANSWER_CHARS = 500
 _F64 = struct.Struct("<d")
@@ -297,60 +301,116 @@ def _close_other_fds(keep: set[int]) -> None:
                 pass
 
 
-class _SlotChannel:
-    """What a :class:`JudgedSession` of one episode of a batch talks to: the dispatcher greenlet."""
+def _episode(cls: Any, beta: float | None, n_total: int, delta: int, link: Any, _start: Any = None) -> Any:
+    """One episode in its greenlet: a fresh controller, ``solve``, and the final message (answer or failure).
 
-    __slots__ = ("_main",)
-
-    def __init__(self, main: Any) -> None:
-        self._main = main
-
-    def request(self, body: bytes) -> bytes:
-        reply: bytes = self._main.switch(body)
-        return reply
-
-
-def _episode(cls: Any, beta: float | None, n_total: int, delta: int, chan: _SlotChannel) -> bytes:
-    """One episode in its greenlet: a fresh controller, ``solve``, and the final message (answer or failure)."""
+    The final message has the shape of a request, ``(op, arg, payload)``: ``A`` with the
+    answer's UTF-8 bytes (``arg`` -1: no answer) or ``E`` with the failure's JSON.
+    """
     try:
         # A fresh instance per episode: no state carried from one run or question to the next.
         controller = cls() if beta is None else cls(beta=beta)
-        answer = _answer_text(controller.solve(JudgedSession(chan, n_total, delta)))
+        answer = _answer_text(controller.solve(JudgedSession(link, n_total, delta)))
     except MemoryError:
-        return _failure_body("memory", "memory limit exceeded")
+        return _failure_msg("memory", "memory limit exceeded")
     except BaseException as exc:
-        return _failure_body("exception", _tb_tail(exc))
-    return b"A\x00" if answer is None else b"A\x01" + answer.encode("utf-8", "replace")
+        return _failure_msg("exception", _tb_tail(exc))
+    if answer is None:
+        return (OP_ANSWER, -1, b"")
+    raw = answer.encode("utf-8", "replace")
+    return (OP_ANSWER, len(raw), raw)
 
 
-def _failure_body(kind: str, message: str) -> bytes:
-    return b"E" + json.dumps({"kind": kind, "message": message}).encode("utf-8")
+def _failure_msg(kind: str, message: str) -> tuple[int, int, bytes]:
+    raw = json.dumps({"kind": kind, "message": message}).encode("utf-8")
+    return (OP_FAIL, len(raw), raw)
+
+
+#: Episodes per step frame. The judge's window of episodes is played as several groups of
+#: this size, all in flight at once: while the judge serves one group's frame this process
+#: runs the next group, and a small group keeps the episodes it cycles through in the CPU
+#: caches.
+GROUP = 64
 
 
 def _run_batch(chan: Any, cls: Any, episodes: list[tuple[float | None, int, int]]) -> None:
-    """Run a batch of episodes side by side, one greenlet each, exchanging one frame per step with the judge."""
+    """Play the judge's episodes side by side, one greenlet each, one frame per group step.
+
+    Each greenlet runs until its session needs the judge: it switches to this dispatcher
+    with its request (the bare branch id of an ``advance``, else ``(op, arg, payload)``)
+    and is switched back into with the reply. A greenlet that ends returns its answer or
+    failure in the same shape (:func:`_episode`). The judge answers every frame, in order,
+    and starts new episodes in the slots answers freed (they join that group); a group
+    whose episodes all ended and that got none is done.
+    """
     main = greenlet.getcurrent()
-    slot_chan = _SlotChannel(main)
-    lets = [
-        greenlet.greenlet(lambda b=beta, n=n_total, d=delta: _episode(cls, b, n, d, slot_chan), parent=main)
-        for beta, n_total, delta in episodes
-    ]
-    pending: list[tuple[int, bytes | None]] = [(slot, None) for slot in range(len(lets))]
-    while True:
-        out = []
-        for slot, body in pending:
-            msg = lets[slot].switch() if body is None else lets[slot].switch(body)
-            if msg[:1] == b"E":  # the first failure ends the job: stop at once
-                chan.send(encode_mux([(slot, msg)]))
-                return
-            out.append((slot, msg))
-        chan.send(encode_mux(out))
-        if all(g.dead for g in lets):
+    link = main.switch
+
+    def spawn(beta: float | None, n_total: int, delta: int) -> Any:
+        return greenlet.greenlet(partial(_episode, cls, beta, n_total, delta, link), parent=main)
+
+    lets = [spawn(*e) for e in episodes]
+    n = len(lets)
+    runnable: deque[tuple[list[int], list[Any]]] = deque(
+        (list(range(i, min(n, i + GROUP))), [None] * min(GROUP, n - i)) for i in range(0, n, GROUP)
+    )
+    in_flight: deque[list[int]] = deque()
+    while runnable or in_flight:
+        if runnable:
+            slots, replies = runnable.popleft()
+        else:
+            slots = in_flight.popleft()
+            replies, starts = decode_replies(chan.recv())
+            if len(replies) != len(slots):
+                raise EOFError("the judge's reply does not match the requests")
+            for slot, beta, n_total, delta in starts:
+                if slot >= len(lets) or not lets[slot].dead:
+                    raise EOFError(f"the judge started an episode in slot {slot}, which is busy")
+                lets[slot] = spawn(beta, n_total, delta)
+                slots.append(slot)
+                replies.append(None)
+            if not slots:
+                continue
+        ask = _step(chan, lets, slots, replies)
+        if ask is None:
             return
-        reply = chan.recv()
-        if reply[:1] != b"M":
-            raise EOFError(f"unexpected message {reply[:1]!r} from the judge")
-        pending = list(decode_mux(reply[1:]))
+        in_flight.append(ask)
+
+
+def _step(chan: Any, lets: list[Any], slots: list[int], replies: list[Any]) -> list[int] | None:
+    """Switch into each episode of ``slots`` with its reply; send their requests and answers as one frame.
+
+    Returns the slots that wait for a reply, or None when an episode failed (the failure
+    alone is sent: it ends the job).
+    """
+    sent: list[int] = []
+    ask: list[int] = []
+    ops = bytearray()
+    args: list[int] = []
+    payload: list[bytes] = []
+    for slot, reply in zip(slots, replies, strict=True):
+        g = lets[slot]
+        msg = g.switch(reply)
+        if type(msg) is int:
+            ask.append(slot)
+            sent.append(slot)
+            ops.append(OP_ADVANCE)
+            args.append(msg)
+            continue
+        op, arg, data = msg
+        if g.dead:
+            if op == OP_FAIL:
+                chan.send(encode_requests([slot], bytes((op,)), [arg], data))
+                return None
+        else:
+            ask.append(slot)
+        sent.append(slot)
+        ops.append(op)
+        args.append(arg)
+        if data:
+            payload.append(data)
+    chan.send(encode_requests(sent, ops, args, b"".join(payload)))
+    return ask
 
 
 def _serve(chan: Any, cls: Any) -> None:
@@ -396,6 +456,10 @@ def main(argv: list[str]) -> int:
         _fail(chan, "exception", _tb_tail(exc))
         return 0
     _preimport(code)
+    # Everything imported so far lives as long as the process: keep it out of the cyclic
+    # collector's full passes, which would otherwise walk NumPy's and SciPy's objects again
+    # and again while the candidate's episodes allocate.
+    gc.freeze()
     _neuter_process_spawning()
     _close_other_fds({0, 1, 2, rfd, wfd})
     if job["isolation"] == "seccomp":
