@@ -328,28 +328,108 @@ def _failure_msg(kind: str, message: str) -> tuple[int, int, bytes]:
 
 #: Episodes per step frame. The judge's window of episodes is played as several groups of
 #: this size, all in flight at once: while the judge serves one group's frame this process
-#: runs the next group, and a small group keeps the episodes it cycles through in the CPU
-#: caches.
+#: runs the next group.
 GROUP = 64
+
+#: What an episode's link switches to the dispatcher with: the step is over, or the next
+#: episode has not started yet (a greenlet is started from the dispatcher, never from
+#: inside another episode, so that their stacks and recursion depths do not nest).
+_STEP_DONE = object()
+_START_NEXT = object()
+
+
+class _Relay:
+    """One group step: resume each waiting episode with its reply and collect its next request.
+
+    An episode's session asks through :meth:`link`, which notes the request and switches
+    straight into the *next* episode of the step with its reply — one greenlet switch per
+    action instead of a round trip through a dispatcher. The last one of the step switches
+    back to the dispatcher, which sends the frame. An episode that ends returns to the
+    dispatcher (its parent) with its answer or failure, and the dispatcher carries on.
+    """
+
+    __slots__ = ("args", "ask", "cur", "lets", "main", "ops", "payload", "sent", "todo")
+
+    def __init__(self, main: Any, lets: list[Any]) -> None:
+        self.main = main
+        self.lets = lets
+        self.cur = -1
+        self.todo: Any = iter(())
+        self.sent: list[int] = []
+        self.ask: list[int] = []
+        self.ops = bytearray()
+        self.args: list[int] = []
+        self.payload: list[bytes] = []
+
+    def link(self, request: Any) -> Any:
+        """The session's link: note ``request``, run the next episode; return this one's reply later."""
+        slot = self.cur
+        if type(request) is int:
+            self.ops.append(OP_ADVANCE)
+            self.args.append(request)
+        else:
+            op, arg, data = request
+            self.ops.append(op)
+            self.args.append(arg)
+            if data:
+                self.payload.append(data)
+        self.sent.append(slot)
+        self.ask.append(slot)
+        nxt = next(self.todo, None)
+        if nxt is None:
+            return self.main.switch(_STEP_DONE)
+        self.cur = nxt[0]
+        g = self.lets[nxt[0]]
+        if g:  # started and not finished: resume it directly
+            return g.switch(nxt[1])
+        return self.main.switch(_START_NEXT)
+
+    def step(self, chan: Any, slots: list[int], replies: list[Any]) -> list[int] | None:
+        """Run one step of ``slots``; send its frame. The slots that wait for a reply, or None after a failure."""
+        self.sent = []
+        self.ask = []
+        self.ops = bytearray()
+        self.args = []
+        self.payload = []
+        todo = self.todo = zip(slots, replies, strict=True)
+        lets = self.lets
+        for slot, reply in todo:
+            self.cur = slot
+            msg = lets[slot].switch(reply)
+            while msg is _START_NEXT:
+                msg = lets[self.cur].switch(None)
+            if msg is _STEP_DONE:
+                break
+            # An episode ended (the one switched into last): its answer, or the job's end.
+            op, arg, data = msg
+            if op == OP_FAIL:
+                chan.send(encode_requests([self.cur], bytes((op,)), [arg], data))
+                return None
+            self.sent.append(self.cur)
+            self.ops.append(op)
+            self.args.append(arg)
+            if data:
+                self.payload.append(data)
+        chan.send(encode_requests(self.sent, self.ops, self.args, b"".join(self.payload)))
+        return self.ask
 
 
 def _run_batch(chan: Any, cls: Any, episodes: list[tuple[float | None, int, int]]) -> None:
     """Play the judge's episodes side by side, one greenlet each, one frame per group step.
 
-    Each greenlet runs until its session needs the judge: it switches to this dispatcher
-    with its request (the bare branch id of an ``advance``, else ``(op, arg, payload)``)
-    and is switched back into with the reply. A greenlet that ends returns its answer or
-    failure in the same shape (:func:`_episode`). The judge answers every frame, in order,
-    and starts new episodes in the slots answers freed (they join that group); a group
-    whose episodes all ended and that got none is done.
+    Each greenlet runs until its session needs the judge (see :class:`_Relay`). The judge
+    answers every frame, in order, and starts new episodes in the slots answers freed
+    (they join that group); a group whose episodes all ended and that got none is done.
     """
     main = greenlet.getcurrent()
-    link = main.switch
+    lets: list[Any] = []
+    relay = _Relay(main, lets)
+    link = relay.link
 
     def spawn(beta: float | None, n_total: int, delta: int) -> Any:
         return greenlet.greenlet(partial(_episode, cls, beta, n_total, delta, link), parent=main)
 
-    lets = [spawn(*e) for e in episodes]
+    lets += [spawn(*e) for e in episodes]
     n = len(lets)
     runnable: deque[tuple[list[int], list[Any]]] = deque(
         (list(range(i, min(n, i + GROUP))), [None] * min(GROUP, n - i)) for i in range(0, n, GROUP)
@@ -371,46 +451,10 @@ def _run_batch(chan: Any, cls: Any, episodes: list[tuple[float | None, int, int]
                 replies.append(None)
             if not slots:
                 continue
-        ask = _step(chan, lets, slots, replies)
+        ask = relay.step(chan, slots, replies)
         if ask is None:
             return
         in_flight.append(ask)
-
-
-def _step(chan: Any, lets: list[Any], slots: list[int], replies: list[Any]) -> list[int] | None:
-    """Switch into each episode of ``slots`` with its reply; send their requests and answers as one frame.
-
-    Returns the slots that wait for a reply, or None when an episode failed (the failure
-    alone is sent: it ends the job).
-    """
-    sent: list[int] = []
-    ask: list[int] = []
-    ops = bytearray()
-    args: list[int] = []
-    payload: list[bytes] = []
-    for slot, reply in zip(slots, replies, strict=True):
-        g = lets[slot]
-        msg = g.switch(reply)
-        if type(msg) is int:
-            ask.append(slot)
-            sent.append(slot)
-            ops.append(OP_ADVANCE)
-            args.append(msg)
-            continue
-        op, arg, data = msg
-        if g.dead:
-            if op == OP_FAIL:
-                chan.send(encode_requests([slot], bytes((op,)), [arg], data))
-                return None
-        else:
-            ask.append(slot)
-        sent.append(slot)
-        ops.append(op)
-        args.append(arg)
-        if data:
-            payload.append(data)
-    chan.send(encode_requests(sent, ops, args, b"".join(payload)))
-    return ask
 
 
 def _serve(chan: Any, cls: Any) -> None:

@@ -4,11 +4,12 @@ A frame is ``u32 length`` + body; the body's first byte names the message. Both 
 a judged run live on one machine (the candidate process is a child of the judge), so the
 column arrays use the machine's byte order; lengths and scalars are little-endian.
 
-Why columns: a judged sweep plays ~1,000 episodes side by side and every step of the
-candidate process carries one request per running episode, so a step frame holds ~1,000
-small requests and its reply ~1,000 reveals. Packing each field as one array
-(``array.tobytes`` / ``frombytes``) moves the per-action cost of encoding and decoding
-into C; a per-item ``struct`` loop cost more than the judge's own replay of the action.
+Why this shape: a judged sweep plays ~100 episodes side by side and every step of the
+candidate process carries one request per running episode, so a step frame holds many
+small requests and its reply as many reveals. Packing each request field as one array
+(``array.tobytes`` / ``frombytes``) and the replies as one ``marshal`` blob moves the
+per-action cost of encoding and decoding into C; a per-item ``struct`` loop cost more
+than the judge's own replay of the action.
 
 Step frame, candidate → judge (``M``)::
 
@@ -20,22 +21,24 @@ Step frame, candidate → judge (``M``)::
 length of the UTF-8 payload of ``n``/``A``/``E`` (``A`` with ``-1``: no answer) and 0
 otherwise. Payloads follow in request order.
 
-Step reply, judge → candidate (``M``), one reply per request that is not ``A``/``E``, in
-request order (so no slot ids)::
+Step reply, judge → candidate (``M``): one reply per request that is not ``A``/``E``, in
+request order (so no slot ids), as ``marshal`` data — the judge is trusted, both processes
+run the same interpreter, and ``marshal.loads`` builds the tuples and the (shared) answer
+strings in C; the judge never unmarshals what the candidate sends::
 
-    u32 n | u32 R | i32 branch[R] | u8 finished[R] | i32 charge[R] | u32 answer_chars[R]
-    | u32 text_bytes | text | u32 m | u32 index[m] | u8 status[m] | u32 count[m]
-    | u32 message_bytes[m] | messages
+    (n, reveals, exceptions, starts)
 
-``R`` reveals in order; ``text`` is their answers concatenated (UTF-8; the lengths are in
-characters). A reply not listed among the ``m`` exceptions is exactly one reveal. An
-exception says, for reply ``index``, its ``status`` (``v`` reveals, ``0`` nothing left to
-open, ``k`` done, ``x`` illegal), how many reveals it owns and a message (the illegal
-action that stopped an ``advance_many``, or why an action was refused).
+``reveals`` lists ``(branch, answer, finished, charge)`` in order. A reply not named among
+the ``exceptions`` is exactly one reveal; an exception ``(index, status, count, message)``
+says, for reply ``index``, its ``status`` (``v`` reveals, ``0`` nothing left to open, ``k``
+done, ``x`` illegal), how many reveals it owns and a message (the illegal action that
+stopped an ``advance_many``, or why an action was refused). ``starts`` lists the episodes
+``(slot, β, n_total, Δ)`` the judge started in slots that answers freed.
 """
 
 from __future__ import annotations
 
+import marshal
 import os
 import select
 import struct
@@ -43,7 +46,6 @@ import sys
 from array import array
 from collections.abc import Sequence
 from functools import partial
-from itertools import accumulate
 from typing import Any
 
 from autotts.env.session import Reveal
@@ -52,6 +54,7 @@ _LEN = struct.Struct("<I")
 _EPISODE = struct.Struct("<dII")
 _COUNT = struct.Struct("<H")
 _SWAP = sys.byteorder != "little"
+_MARSHAL_VERSION = 4
 #: Largest frame either side accepts; anything bigger is a protocol violation.
 MAX_FRAME = 1 << 24
 
@@ -238,83 +241,44 @@ def encode_replies(
     exceptions: Sequence[tuple[int, int, int, str]],
     starts: Sequence[tuple[int, float | None, int, int]] = (),
 ) -> bytes:
-    """The judge's ``M`` step reply.
+    """The judge's ``M`` step reply (see the module docstring).
 
     ``n`` replies, their reveals, the exceptions ``(index, status, count, message)`` and the
     episodes started in freed slots ``(slot, β, n_total, Δ)``.
     """
-    if reveals:
-        branch, answer, finished, charge = zip(*reveals, strict=True)
-        text = "".join(answer).encode("utf-8")
-        cols = [_pack("i", branch), bytes(finished), _pack("i", charge), _pack("I", map(len, answer))]
-    else:
-        text = b""
-        cols = []
-    parts = [b"M", _LEN.pack(n), _LEN.pack(len(reveals)), *cols, _LEN.pack(len(text)), text]
-    parts.append(_LEN.pack(len(exceptions)))
-    if exceptions:
-        index, status, count, message = zip(*exceptions, strict=True)
-        raw = [m.encode("utf-8") for m in message]
-        parts += [_pack("I", index), bytes(status), _pack("I", count), _pack("I", map(len, raw)), *raw]
-    parts.append(_LEN.pack(len(starts)))
-    if starts:
-        parts.append(_pack("H", [st[0] for st in starts]))
-        parts += [encode_episode(*st[1:]) for st in starts]
-    return b"".join(parts)
+    return b"M" + marshal.dumps((n, list(map(tuple, reveals)), list(exceptions), list(starts)), _MARSHAL_VERSION)
 
 
 def decode_replies(body: bytes) -> tuple[list[Reply], list[tuple[int, float | None, int, int]]]:
     """``(replies in request order, started episodes)`` of a step reply (body with its tag); ValueError if malformed."""
     if body[:1] != b"M":
         raise ValueError(f"expected a step reply, got {body[:1]!r}")
-    n, pos = _u32(body, 1)
-    r, pos = _u32(body, pos)
-    branch, pos = _unpack("i", body, pos, r)
-    if pos + r > len(body):
-        raise ValueError("truncated frame")
-    finished = list(map(bool, body[pos : pos + r]))
-    charge, pos = _unpack("i", body, pos + r, r)
-    chars, pos = _unpack("I", body, pos, r)
-    size, pos = _u32(body, pos)
-    text = body[pos : pos + size].decode("utf-8")
-    pos += size
-    ends = list(accumulate(chars))
-    answer = [text[a:b] for a, b in zip([0, *ends], ends, strict=False)]
-    reveals: list[Reveal] = list(map(_reveal, zip(branch, answer, finished, charge, strict=True)))
-    m, pos = _u32(body, pos)
-    if not m:
+    try:
+        n, raw, exceptions, starts = marshal.loads(memoryview(body)[1:])
+    except (EOFError, TypeError) as exc:
+        raise ValueError(f"malformed step reply: {exc}") from None
+    reveals: list[Reveal] = list(map(_reveal, raw))
+    r = len(reveals)
+    if not exceptions:
         if r != n:
             raise ValueError("reveals and replies disagree")
-        return reveals, _starts(body, pos)  # type: ignore[return-value]
-    index, pos = _unpack("I", body, pos, m)
-    status = body[pos : pos + m]
-    count, pos = _unpack("I", body, pos + m, m)
-    msg_len, pos = _unpack("I", body, pos, m)
-    special: dict[int, tuple[int, int, str]] = {}
-    for i, st, c, ln in zip(index, status, count, msg_len, strict=True):
-        special[i] = (st, c, body[pos : pos + ln].decode("utf-8", "replace"))
-        pos += ln
-    starts = _starts(body, pos)
+        return reveals, starts  # type: ignore[return-value]
+    # Replies between two exceptions are single reveals: splice them in as runs.
     out: list[Reply] = []
     ri = 0
-    for i in range(n):
-        sp = special.get(i)
-        if sp is None:
-            out.append(reveals[ri])
-            ri += 1
-            continue
-        st, c, msg = sp
+    prev = 0
+    for i, st, c, msg in exceptions:
+        if i < prev or i >= n:
+            raise ValueError("exceptions out of order")
+        run = i - prev
+        out += reveals[ri : ri + run]
+        ri += run
         out.append(None if st == ST_EXHAUSTED else (st, reveals[ri : ri + c], msg))
         ri += c
-    if ri != r:
+        prev = i + 1
+    run = n - prev
+    out += reveals[ri : ri + run]
+    ri += run
+    if ri != r or len(out) != n:
         raise ValueError("reveals and replies disagree")
     return out, starts
-
-
-def _starts(body: bytes, pos: int) -> list[tuple[int, float | None, int, int]]:
-    e, pos = _u32(body, pos)
-    slots, pos = _unpack("H", body, pos, e)
-    size = _EPISODE.size
-    if pos + e * size != len(body):
-        raise ValueError("malformed episode starts")
-    return [(slot, *decode_episode(body[pos + i * size : pos + (i + 1) * size])) for i, slot in enumerate(slots)]
