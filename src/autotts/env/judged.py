@@ -85,7 +85,9 @@ class JudgedSession:
         self._answers: list[str] = []
         self._tokens: list[int] = []
         self._cost = 0
-        self._events: list[tuple[int, int, int, str | None, int, int]] = []
+        # ADVANCE events are kept as their Reveal (no new object on the hot path), the others
+        # as ``(action, branch, depth, answer, charge, total)``; :attr:`trace` expands both.
+        self._events: list[Reveal | tuple[int, int, int, str | None, int, int]] = []
         self._notes: list[tuple[int, str]] = []
 
     # ------------------------------------------------------------------ actions
@@ -147,7 +149,7 @@ class JudgedSession:
         self._tokens[b] += charge
         cost = self._cost + charge
         self._cost = cost
-        self._events.append((ADVANCE, b, depth[b], answer, charge, cost))
+        self._events.append(reply)
         return reply
 
     def advance_many(self, branches: Iterable[int]) -> list[Reveal]:
@@ -305,10 +307,22 @@ class JudgedSession:
     @property
     def trace(self) -> tuple[TraceEvent, ...]:
         """The actions of this episode as seen from here (the judge records its own copy)."""
-        return tuple(
-            _new_tuple(TraceEvent, (step, ACTION_NAMES[a], i, depth, answer, charge, total))
-            for step, (a, i, depth, answer, charge, total) in enumerate(self._events)
-        )
+        out = []
+        depth: dict[int, int] = {}
+        total = 0
+        for step, e in enumerate(self._events):
+            if isinstance(e, Reveal):
+                b, answer, finished, charge = e
+                d = depth.get(b, 0) + (0 if finished else 1)
+                depth[b] = d
+                total += charge
+                out.append(_new_tuple(TraceEvent, (step, "advance", b, d, answer, charge, total)))
+            else:
+                a, b, d, ans, charge, total = e
+                if a != READ:
+                    depth[b] = d
+                out.append(_new_tuple(TraceEvent, (step, ACTION_NAMES[a], b, d, ans, charge, total)))
+        return tuple(out)
 
     @property
     def notes(self) -> tuple[tuple[int, str], ...]:
