@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autotts.discovery.judge import _play_batch
-from autotts.env.judged import Channel, JudgedSession
+from autotts.env.judged import Channel, ChannelClosed, JudgedSession
 from autotts.env.session import ReplaySession
 from autotts.env.wire import (
     OP_ANSWER,
@@ -300,3 +300,66 @@ def test_a_long_advance_many_is_chunked_and_still_exact() -> None:
         assert _state(pair.session) == _state(pair.reference)
     finally:
         pair.finish(None)
+
+
+def test_the_judge_channel_drains_while_its_pipe_is_full() -> None:
+    """Both sides write more than a pipe holds before reading: no deadlock (the candidate keeps frames in flight)."""
+    a_r, a_w = os.pipe()
+    b_r, b_w = os.pipe()
+    judge_chan = Channel(a_r, b_w)
+    judge_chan.drain_while_sending()
+    peer = Channel(b_r, a_w)
+    big = b"x" * (1 << 20)
+    got: list[bytes] = []
+
+    def candidate() -> None:
+        peer.send(b"1" + big)
+        peer.send(b"2" + big)
+        got.append(peer.recv())
+
+    seen: list[bytes] = []
+
+    def judge_side() -> None:
+        judge_chan.send(b"r" + big)  # the candidate is not reading yet: the judge must read meanwhile
+        seen.extend(judge_chan.recv()[:1] for _ in range(2))
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (candidate, judge_side)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    deadlocked = any(t.is_alive() for t in threads)
+    for fd in (a_r, a_w, b_r, b_w):
+        os.close(fd)
+    assert not deadlocked
+    assert seen == [b"1", b"2"] and got == [b"r" + big]
+
+
+def test_a_peer_that_only_writes_is_cut_off() -> None:
+    a_r, a_w = os.pipe()
+    b_r, b_w = os.pipe()
+
+    class SmallBuffer(Channel):
+        max_buffered = 1 << 20
+
+    judge_chan = SmallBuffer(a_r, b_w)
+    judge_chan.drain_while_sending()
+    peer = Channel(b_r, a_w)
+    stop = threading.Event()
+
+    def flood() -> None:
+        try:
+            while not stop.is_set():
+                peer.send(b"z" * (1 << 16))
+        except OSError:
+            pass
+
+    t = threading.Thread(target=flood, daemon=True)
+    t.start()
+    with pytest.raises(ChannelClosed, match="without reading"):
+        judge_chan.send(b"r" * (4 << 20))
+    stop.set()
+    os.close(a_r)  # the flooder's next write fails
+    t.join(timeout=20)
+    for fd in (a_w, b_r, b_w):
+        os.close(fd)

@@ -80,6 +80,10 @@ class Channel:
 
     __slots__ = ("_buf", "_rfd", "_wfd")
 
+    #: Most bytes :meth:`drain_while_sending` holds for the other side; a peer that keeps
+    #: sending without reading is cut off instead of filling the judge's memory.
+    max_buffered = 4 * MAX_FRAME
+
     def __init__(self, rfd: int, wfd: int) -> None:
         self._rfd = rfd
         self._wfd = wfd
@@ -115,6 +119,8 @@ class Channel:
             if not chunk:
                 raise ChannelClosed("channel closed")
             self._buf += chunk
+            if len(self._buf) > self.max_buffered:
+                raise ChannelClosed(f"the other side sent over {self.max_buffered} bytes without reading")
 
     def recv(self) -> bytes:
         """Read one frame; :class:`ChannelClosed` at end of file or on an oversized frame."""
