@@ -100,7 +100,7 @@ class SandboxJob:
     """Episodes played side by side (the judge's window; freed slots are refilled at once).
 
     Small enough that the episodes the candidate process cycles through stay in the CPU
-    caches (a window of 1,024 cost ~60% more CPU per action than 128), large enough that
+    caches (a window of 1,024 cost ~10% more candidate CPU than 128), large enough that
     one round trip carries many actions (see ``bench/judge.py``)."""
 
 
