@@ -60,7 +60,6 @@ from autotts.env.wire import (
 from autotts.errors import IllegalActionError
 from autotts.store.schema import ReplayQuestion
 
-_I32 = struct.Struct("<i")
 _F64 = struct.Struct("<d")
 _SWAP = sys.byteorder != "little"
 _MAX_ANSWER_CHARS = 500
