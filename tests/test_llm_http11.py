@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import ssl
+import subprocess
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -234,3 +237,35 @@ def test_a_key_with_a_line_break_is_refused_without_showing_it() -> None:
     with pytest.raises(ValueError, match="line break") as info:
         CompletionsClient(["http://127.0.0.1:9/v1"], "m", api_key="sk-abc\r\nX-Evil: 1")
     assert "sk-abc" not in str(info.value)
+
+
+def test_https_verifies_the_server_against_the_configured_ca(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def go() -> None:
+        srv = RawServer(always)
+        srv.server = await asyncio.start_server(srv._serve, "127.0.0.1", 0, ssl=server_ctx)
+        url = srv.url.replace("http://127.0.0.1", "https://localhost")
+        try:
+            monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+            monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+            async with CompletionsClient([url], "m", policy=RetryPolicy(0, 0.01, 0.01)) as c:
+                for _ in range(3):
+                    assert (await c.complete(CompletionRequest("hi", max_tokens=1))).text == "ok"
+            assert srv.connections == 1
+            # Without that CA the certificate is refused: no silent downgrade to unverified TLS.
+            monkeypatch.delenv("SSL_CERT_FILE")
+            async with CompletionsClient([url], "m", policy=RetryPolicy(0, 0.01, 0.01)) as c:
+                with pytest.raises(LLMUnavailableError, match="CERTIFICATE_VERIFY_FAILED"):
+                    await c.complete(CompletionRequest("hi", max_tokens=1))
+        finally:
+            await srv.__aexit__()
+
+    run(go())

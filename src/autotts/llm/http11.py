@@ -11,7 +11,8 @@ that plain exchange, and no more than LLM servers need:
 * bodies sized by ``Content-Length`` or ``Transfer-Encoding: chunked`` (or, on a
   connection the server closes, read to its end); ``gzip``/``deflate`` decoded, though
   ``Accept-Encoding: identity`` is asked for;
-* ``https`` through :mod:`ssl` with certifi's CA bundle (httpx's default too);
+* ``https`` through :mod:`ssl`, verifying against the CA bundle httpx would use
+  (``SSL_CERT_FILE``/``SSL_CERT_DIR``, else certifi's);
 * a reused connection the server closed while it sat idle (its keep-alive timeout) is
   replaced by a fresh one once, transparently: that race is not a server failure and
   must not cost a retry or take the server out;
@@ -29,6 +30,7 @@ sends a server that the environment routes through a proxy over httpx instead
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import urllib.request
 import zlib
@@ -104,6 +106,11 @@ def uses_env_proxy(url: str) -> bool:
 
 
 def _ssl_context() -> ssl.SSLContext:
+    """The CA bundle httpx would use: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set, else certifi's."""
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
     try:
         import certifi
 
