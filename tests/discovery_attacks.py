@@ -280,9 +280,9 @@ return majority_of(answers)
 # 6. Heap walks. ``gc.get_objects()`` and friends are refused by the audit hook (that is
 #    what ``GC_WALK`` meets); ``GC_REACH`` walks the heap without ``gc``: from every harness
 #    frame's globals and locals and from ``sys.modules``, through containers and instance
-#    dictionaries. It crashes on purpose with what it saw, so that a test can check the walk
-#    really ran and found no replay object (run below the static checks, which refuse
-#    ``.getattr``).
+#    dictionaries, breadth first (nearest objects first). It crashes on purpose with what
+#    it saw, so that a test can check the walk really ran and found no replay object (run
+#    below the static checks, which refuse ``.getattr``).
 _GC_HELPERS = """
 def harness_frames():
     me = []
@@ -326,8 +326,10 @@ def heap_walk(limit):
             stack.append(real.getattr(s, "modules"))
     seen = set()
     found = []
-    while stack and len(seen) < limit:
-        o = stack.pop()
+    i = 0
+    while i < len(stack) and len(seen) < limit:
+        o = stack[i]
+        i += 1
         if real.id(o) in seen:
             continue
         seen.add(real.id(o))
