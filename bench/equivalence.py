@@ -34,7 +34,7 @@ from autotts.evaluation import evaluate
 from autotts.evaluation.presets import method_label, preset_specs
 from autotts.store import Branch, Question, ReplayStore, find_stores, load_store, save_store
 
-VERSION = 2  # bump when a checkpoint's meaning changes
+VERSION = 3  # bump when a checkpoint's meaning changes (3: answers with unbalanced braces stay unparsed)
 
 
 def light(store: ReplayStore) -> ReplayStore:
@@ -71,6 +71,7 @@ def run_store(name: str, path: str, checkpoint: str, timeout: float, runs: int, 
             "cpu_s": round(time.process_time() - c0, 1),
             "merged_answers": merged,
             "unparsed_answers": canon.timeouts,
+            "unbalanced_answers": canon.unbalanced,
             "verify_calls": canon.verify_calls,
             "verify_skipped": canon.filtered,
             "load_average": os.getloadavg()[0],
@@ -118,6 +119,7 @@ def main() -> None:
             print(f"# {name}: checkpoint {ck}", flush=True)
         else:
             todo.append((name, str(path), ck))
+    todo.sort(key=lambda t: -Path(t[1]).stat().st_size)  # largest stores (the longest to canonicalise) first
     t0 = time.monotonic()
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = [

@@ -17,6 +17,13 @@ def test_equivalent_answers_become_the_gold_or_the_first_member() -> None:
     assert m["x^{2}"] == "x^2"
 
 
+def test_an_answer_whose_braces_do_not_nest_stays_itself() -> None:
+    c = MathCanonicalizer(timeout=2)
+    m = c.mapping("1", ["1}^{25}(1+2k)", "1.0", "{1", r"\{1\}"])
+    assert m["1}^{25}(1+2k)"] == "1}^{25}(1+2k)" and m["{1"] == "{1"  # would parse as ``1``
+    assert m["1.0"] == "1" and c.unbalanced == 2
+
+
 def test_store_import_canonicalize_math(tmp_path: Path) -> None:
     q = Question(
         "q0",

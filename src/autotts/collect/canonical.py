@@ -13,7 +13,8 @@ collection (``collect.canonicalize = "math"``) or at import
 
 Each parse and each comparison is bounded by a timeout (``math-verify`` uses
 ``SIGALRM``, so this must run on the main thread); an answer that cannot be parsed in
-time stays as it is. ``ERR`` is never merged with anything.
+time stays as it is, and so does one whose braces do not nest (inside ``\boxed{...}``
+its first unmatched ``}`` would cut it short). ``ERR`` is never merged with anything.
 
 Speed: ``verify`` costs ~0.1 s per pair (sympy ``simplify`` and set algebra), and small
 models write hundreds of distinct garbage answers per question. Two filters avoid
@@ -58,6 +59,7 @@ class MathCanonicalizer:
         self._same: dict[tuple[str, str], bool] = {}
         self._keys: dict[str, tuple[tuple[complex, ...], tuple[str, ...]] | None] = {}
         self.timeouts = 0
+        self.unbalanced = 0
         self.verify_calls = 0
         self.filtered = 0
         self.use_filter = True  # off only to compare with the unfiltered reference (tests, bench)
@@ -66,6 +68,12 @@ class MathCanonicalizer:
         found = self._parsed.get(answer)
         if found is None:
             mv = self._mv
+            if not _balanced(answer):
+                # inside ``\boxed{...}`` the first unmatched ``}`` would end the answer early
+                # (``1}^{25}(1+2k)`` would parse as ``1``): a truncated answer stays itself
+                self.unbalanced += 1
+                self._parsed[answer] = found = []
+                return found
             try:
                 found = mv.parse(
                     "\\boxed{" + answer + "}",
@@ -154,6 +162,19 @@ class MathCanonicalizer:
                 bucket.append(a)
                 out[a] = a
         return out
+
+
+def _balanced(answer: str) -> bool:
+    """Braces nest properly (every ``}`` closes an earlier ``{``, none left open)."""
+    depth = 0
+    for ch in answer:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
 
 
 _REAL_SYMBOL = {
@@ -255,6 +276,7 @@ def canonicalize_store(store: ReplayStore, *, timeout: float = 5.0) -> ReplaySto
         "timeout_seconds": canon._timeout,
         "merged_answers": merged,
         "unparsed_answers": canon.timeouts,
+        "unbalanced_answers": canon.unbalanced,
     }
     log.info("canonicalised %s: %d distinct answers merged", store.name, merged)
     return ReplayStore(replace(store.meta, settings=settings), questions)
