@@ -158,13 +158,16 @@ def print_table(records: list[dict[str, Any]], *, math: bool) -> None:
             cells.append(f"{c['exact']:.2f} ({deltas})")
         print(f"| {rec['store']} | " + " | ".join(cells) + " |")
     if math:
-        print("\n| store | canonicalise wall s | CPU s | merged | unparsed | verify calls | skipped |")
-        print("|---|---|---|---|---|---|---|")
+        print(
+            "\n| store | canonicalise wall s | CPU s | load | merged | unparsed | unbalanced | verify calls | skipped |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
         for rec in records:
             i = rec["canonicalize"]
             print(
-                f"| {rec['store']} | {i['wall_s']} | {i['cpu_s']} | {i['merged_answers']} | "
-                f"{i['unparsed_answers']} | {i['verify_calls']} | {i['verify_skipped']} |"
+                f"| {rec['store']} | {i['wall_s']} | {i['cpu_s']} | {i['load_average']:.1f} | "
+                f"{i['merged_answers']} | {i['unparsed_answers']} | {i.get('unbalanced_answers', 0)} | "
+                f"{i['verify_calls']} | {i['verify_skipped']} |"
             )
 
 
