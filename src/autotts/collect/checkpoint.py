@@ -183,4 +183,5 @@ class Checkpoint:
 
     def questions(self) -> list[tuple[str, str, str]]:
         """``(id, text, gold)`` of every question, in order."""
-        return [tuple(r) for r in self._db.execute("SELECT id, text, gold FROM questions ORDER BY q")]  # type: ignore[misc]
+        rows = self._db.execute("SELECT id, text, gold FROM questions ORDER BY q")
+        return [(str(i), str(text), str(gold)) for i, text, gold in rows]

@@ -377,12 +377,12 @@ async def collect_async(
                         url=client.base_urls[0],
                     )
                 ckpt.set_meta("token_ids", brancher.token_ids)
-                run = _Run(config, questions, ckpt, client, brancher, progress)
+                run = current = _Run(config, questions, ckpt, client, brancher, progress)
                 active = asyncio.Semaphore(2 * s.max_in_flight * len(s.base_urls))
 
                 async def one(q: int, b: int) -> None:
                     async with active:
-                        await run.branch(q, b)  # type: ignore[union-attr]
+                        await current.branch(q, b)
 
                 run.report()
                 async with asyncio.TaskGroup() as tg:
