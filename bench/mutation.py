@@ -44,10 +44,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class Group:
-    """Files mutated together and the tests that exercise them."""
+    """Files mutated together and the tests that exercise them.
+
+    ``recheck`` names slow tests (the shared-data grids) that only the re-check of a
+    surviving mutant runs, besides ``tests``: run for every mutant, they would cost hours.
+    A test file is added to the re-check; a test id (``file::name``) of a file in
+    ``tests`` is deselected from the mutmut run (its file runs whole in the re-check).
+    """
 
     files: tuple[str, ...]
     tests: tuple[str, ...]
+    recheck: tuple[str, ...] = ()
 
 
 GROUPS: dict[str, Group] = {
@@ -61,7 +68,7 @@ GROUPS: dict[str, Group] = {
     ),
     "history": Group(
         ("src/autotts/discovery/history.py", "src/autotts/_atomic.py"),
-        ("tests/test_discovery_rundir.py", "tests/test_discovery_prompt.py"),
+        ("tests/test_discovery_rundir.py", "tests/test_discovery_rundir_layout.py", "tests/test_discovery_prompt.py"),
     ),
     "process": Group(
         ("src/autotts/env/process.py",),
@@ -91,21 +98,36 @@ GROUPS: dict[str, Group] = {
     ),
     "dispatch": Group(
         ("src/autotts/engine/dispatch.py", "src/autotts/engine/__init__.py"),
-        ("tests/test_engine_exact.py", "tests/test_kernel_edges.py", "tests/test_engine_shared.py"),
+        ("tests/test_engine_exact.py", "tests/test_kernel_edges.py", "tests/test_engine_dispatch.py"),
+        recheck=("tests/test_engine_shared.py",),
     ),
     "store-validation": Group(
         ("src/autotts/store/validate.py",),
-        ("tests/test_store_malformed.py", "tests/test_store_roundtrip.py", "tests/test_store_cli.py"),
+        (
+            "tests/test_store_findings.py",
+            "tests/test_store_malformed.py",
+            "tests/test_store_roundtrip.py",
+            "tests/test_store_cli.py",
+        ),
+        recheck=(
+            "tests/test_store_cli.py::test_import_info_validate_all_shared_stores",
+            "tests/test_store_roundtrip.py::test_shared_store_round_trips",
+        ),
     ),
     # The leak perturbation and the static policy check as they stand after the judge
     # redesign; the judge itself (discovery/judge.py, env/judged.py) is not mutated here.
     "leak": Group(
         ("src/autotts/discovery/leak.py",),
-        ("tests/test_discovery_evaluate.py", "tests/test_discovery_sandbox.py"),
+        (
+            "tests/test_discovery_leak.py",
+            "tests/test_discovery_evaluate.py::test_perturbation_keeps_every_revealed_value_and_changes_the_rest",
+        ),
+        # every candidate evaluation replays the leak runs: seconds per test, in the re-check only
+        recheck=("tests/test_discovery_evaluate.py", "tests/test_discovery_sandbox.py"),
     ),
     "validation": Group(
         ("src/autotts/discovery/validation.py",),
-        ("tests/test_discovery_validation.py",),
+        ("tests/test_discovery_validation.py", "tests/test_discovery_validation_messages.py"),
     ),
     # The one retry layer for LLM calls and the redaction of API keys (src/autotts/llm/).
     "retry": Group(
@@ -123,7 +145,7 @@ def _toml_list(items: tuple[str, ...] | list[str]) -> str:
 
 def prepare(group: Group, work: Path) -> None:
     """A scratch copy of the repository whose pyproject.toml configures mutmut for ``group``."""
-    missing = [p for p in (*group.files, *group.tests) if not (REPO / p).exists()]
+    missing = [p for p in (*group.files, *group.tests, *group.recheck) if not (REPO / p.split("::")[0]).exists()]
     if missing:
         raise SystemExit(f"error: missing in the repository: {', '.join(missing)}")
     if work.exists():
@@ -133,11 +155,15 @@ def prepare(group: Group, work: Path) -> None:
     shutil.copytree(REPO / "src", work / "src", ignore=ignore)
     shutil.copytree(REPO / "tests", work / "tests", ignore=ignore)
     text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    selection = list(group.tests)
+    for slow in group.recheck:
+        if "::" in slow:
+            selection += ["--deselect", slow]
     text += (
         "\n[tool.mutmut]\n"
         'source_paths = ["src"]\n'
         f"only_mutate = {_toml_list(group.files)}\n"
-        f"pytest_add_cli_args_test_selection = {_toml_list(group.tests)}\n"
+        f"pytest_add_cli_args_test_selection = {_toml_list(selection)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider"]\n'
         "use_git_change_detection = false\n"
     )
@@ -188,7 +214,8 @@ def recheck(work: Path, group: Group, mutant: str, timeout: float) -> str:
         "PYTHONPATH": str(work / "mutants" / "src"),
         "AUTOTTS_HYPOTHESIS": "deterministic",
     }
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--rootdir=.", *group.tests]
+    tests = (*group.tests, *(t for t in group.recheck if "::" not in t))
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "--rootdir=.", *tests]
     try:
         proc = subprocess.run(
             cmd, cwd=work / "mutants", env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -241,6 +268,7 @@ def run_group(
         "group": name,
         "files": list(group.files),
         "tests": list(group.tests),
+        "recheck_tests": list(group.recheck),
         "exit_code": proc.returncode,
         "seconds": round(seconds, 1),
         "mutmut_seconds": round(mutmut_seconds, 1),
@@ -270,6 +298,8 @@ def main() -> int:
     if args.list or not args.groups:
         for name, group in GROUPS.items():
             print(f"{name:18} {' '.join(group.files)}\n{'':18} tests: {' '.join(group.tests)}")
+            if group.recheck:
+                print(f"{'':18} re-check also: {' '.join(group.recheck)}")
         return 0 if args.list else 2
     try:
         import mutmut  # noqa: F401
