@@ -76,7 +76,12 @@ GROUPS: dict[str, Group] = {
     ),
     "session": Group(
         ("src/autotts/env/session.py",),
-        ("tests/test_session.py", "tests/test_engine_session.py", "tests/test_process.py"),
+        (
+            "tests/test_session.py",
+            "tests/test_session_contract.py",
+            "tests/test_engine_session.py",
+            "tests/test_process.py",
+        ),
     ),
     "controllers": Group(
         (
@@ -93,8 +98,13 @@ GROUPS: dict[str, Group] = {
             "tests/test_controllers_cmc.py",
             "tests/test_controllers_adaptations.py",
             "tests/test_controllers_properties.py",
+            "tests/test_controllers_beta.py",
+            "tests/test_controllers_compat.py",
             "tests/test_kernel_edges.py",
+            # built-ins run on kernels; this compares each Python controller with its kernel
+            "tests/test_engine_exact.py",
         ),
+        recheck=("tests/test_controllers_compat.py::test_file_controllers_reproduce_the_self_check",),
     ),
     "dispatch": Group(
         ("src/autotts/engine/dispatch.py", "src/autotts/engine/__init__.py"),

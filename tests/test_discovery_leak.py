@@ -138,3 +138,15 @@ def test_the_action_signature_tells_every_sequence_apart() -> None:
     assert len(set(sigs)) == len(sigs)
     assert action_signature([("open", 1), ("advance", 1)]) == sigs[6]
     assert all(len(s) == 40 and int(s, 16) >= 0 for s in sigs)
+
+
+def test_a_drawn_length_equal_to_the_true_one_is_redrawn_even_with_delta_one() -> None:
+    # Δ = 1: the drawn length of the unopened branch collides with its true length (2)
+    # whenever one hidden probe is drawn; the redraw must still give another length.
+    q = ReplayQuestion(vocab=("A", "B"), probes=((0,), (1,)), tokens=(2, 3), finals=(0, 1), delta=1)
+    lengths = set()
+    for seed in range(60):
+        p = perturb_question(q, (1, 0), [(0, False)], seed=seed)
+        assert p.tokens[0] != 2
+        lengths.add(p.tokens[0])
+    assert lengths == {1, 3, 4}  # 1 + 0..3 drawn probes; the colliding 2 was redrawn to 3

@@ -154,6 +154,11 @@ def body(line: str, header: str = "") -> str:
         ("", "x = '{0.__class__}'", [("dunder", LINE, "format fields that reach dunder attributes are not allowed")]),
         ("", "x = session.__a__", [("dunder", LINE, "dunder attribute access '.__a__' is not allowed")]),
         (
+            "import numpy as np\n",
+            "x = np._core",  # private, and a module: reported once, as private
+            [("private", LINE + 1, "private attribute '._core' of np is not allowed; use the public session API")],
+        ),
+        (
             "import scipy.special\n",
             "scipy.special.x = 1",
             [
