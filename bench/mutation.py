@@ -201,10 +201,12 @@ def results(work: Path) -> dict[str, str]:
 
 def show(work: Path, name: str) -> str:
     """The diff of one mutant (mutmut's own diff, computed in this process: no process per mutant)."""
+    from mutmut.configuration import reset_config
     from mutmut.mutation.diff_apply import find_mutant, get_diff_for_mutant
 
     here = Path.cwd()
     os.chdir(work)  # mutmut resolves its files relative to the project directory
+    reset_config()  # its configuration is cached per process: this group's, not the previous one's
     try:
         return str(get_diff_for_mutant(name, path=find_mutant(name).path)).strip()
     finally:
