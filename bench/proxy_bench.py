@@ -4,23 +4,31 @@ Three processes, as in production: the upstream (the replay server serving a tin
 synthetic store, with a fixed latency per call standing in for the model), the proxy
 (``autotts serve``, a real subprocess) and this driver.
 
-* ``overhead``: one request at a time; per request, wall time / controller actions,
-  minus the upstream's own latency per action (``2 × latency`` for an open/advance:
-  a grow call and a probe call; ``1 × latency`` for a read). What is left is what the
-  proxy adds per action: HTTP to and from the proxy, FastAPI, the thread hop of the
-  sync controller, the session, the recipe, the HTTP client, loopback, and the replay
-  server's own parsing. Median and p90 over requests.
+* ``overhead``: one request at a time. The upstream records when it starts and ends
+  handling each completion (``time.monotonic``, one clock for all processes on Linux),
+  so what the upstream itself spent (its latency, and its own HTTP/JSON handling) is
+  *measured*, not assumed. Per request: overhead per action = (wall time − the time
+  the upstream was busy) / controller actions. Per action: an action is one grow and
+  one probe call (one call for a read, or a grow that finished its branch); its
+  overhead is the idle gaps of the upstream before its calls (the last action of a
+  request also gets the tail up to the reply). What remains is everything the proxy
+  path adds: HTTP to and from the proxy, FastAPI, the thread hop of the sync
+  controller, the controller's own decision, the session, the recipe, the HTTP client,
+  loopback. CPU: the proxy process's CPU time (all its threads, ``/proc/PID/task/*/schedstat``,
+  nanoseconds) per request, divided by its actions. Median and p99 of each.
 * ``concurrency``: rising levels of concurrent clients (each sends 2 requests); a
   level is held when every request succeeds with the replay answer. Prints the
   latency percentiles and throughput of every level and the largest level held.
 
-    python bench/proxy_bench.py overhead --latency 0.02
+    python bench/proxy_bench.py overhead --latency 0.02 --requests 40
     python bench/proxy_bench.py concurrency --latency 0.2 --levels 8,16,32,64,128,256
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import multiprocessing as mp
 import os
 import signal
@@ -28,9 +36,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import Any
-
-import httpx
 
 from autotts.testing import tiny_store
 from autotts.testing.load import drive
@@ -38,19 +45,49 @@ from autotts.testing.load import drive
 STORE_ARGS = {"seed": 31, "questions": 4, "branches": 16, "delta": 2000}
 
 
-def _upstream(latency: float, port_q: Any) -> None:
+def _upstream(latency: float, port_q: Any, conn: Any) -> None:
+    """The replay server, recording ``(start, end, closes an action)`` of every completion it handles."""
+    from http.server import BaseHTTPRequestHandler
+
     from autotts.collect.recipe import Recipe
     from autotts.testing.replay_server import ReplayLLMServer
 
-    srv = ReplayLLMServer(tiny_store(**STORE_ARGS), probe_suffix=Recipe().probe_suffix, latency=latency).start()
+    log: list[tuple[float, float, bool]] = []
+    # The upstream's own time starts when it has read a request line, before it parses
+    # the headers (http.server's parsing is the upstream's cost, not the proxy's).
+    parse_request = BaseHTTPRequestHandler.parse_request
+
+    def stamped(h: BaseHTTPRequestHandler) -> bool:
+        h.autotts_t0 = time.monotonic()  # type: ignore[attr-defined]
+        return parse_request(h)
+
+    BaseHTTPRequestHandler.parse_request = stamped  # type: ignore[method-assign]
+
+    class Timed(ReplayLLMServer):
+        def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+            t0 = getattr(h, "autotts_t0", None) or time.monotonic()
+            super().handle(h, method)
+            t1 = time.monotonic()
+            probe = h.path.endswith("/completions") and self._last_probe
+            log.append((t0, t1, probe or self._last_finished))
+
+        def _payload(self, prompt: str, text: str, completion_tokens: int, finish: str) -> dict[str, Any]:
+            self._last_probe = prompt.endswith(self.probe_suffix)
+            self._last_finished = finish == "stop" and not self._last_probe
+            return super()._payload(prompt, text, completion_tokens, finish)
+
+    srv = Timed(tiny_store(**STORE_ARGS), probe_suffix=Recipe().probe_suffix, latency=latency).start()
     port_q.put(srv.openai_base_url)
-    signal.sigwait({signal.SIGTERM})
+    while conn.recv() == "log":  # anything else: stop
+        conn.send(log[:])
+        log.clear()
 
 
-def _start(latency: float, controller: str, *extra: str) -> tuple[mp.Process, subprocess.Popen[str], str]:
+def _start(latency: float, controller: str, *extra: str) -> tuple[mp.Process, Any, subprocess.Popen[str], str]:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    up = ctx.Process(target=_upstream, args=(latency, q), daemon=True)
+    mine, theirs = ctx.Pipe()
+    up = ctx.Process(target=_upstream, args=(latency, q, theirs), daemon=True)
     up.start()
     upstream_url = q.get(timeout=60)
     proc = subprocess.Popen(
@@ -62,15 +99,16 @@ def _start(latency: float, controller: str, *extra: str) -> tuple[mp.Process, su
     line = proc.stderr.readline()
     if " on http://" not in line:
         raise SystemExit(f"serve did not start: {line}")
-    return up, proc, line.split(" on ")[1].split()[0]
+    return up, mine, proc, line.split(" on ")[1].split()[0]
 
 
-def _stop(up: mp.Process, proc: subprocess.Popen[str]) -> None:
+def _stop(up: mp.Process, pipe: Any, proc: subprocess.Popen[str]) -> None:
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
-    if up.pid is not None:
-        os.kill(up.pid, signal.SIGTERM)
+    pipe.send("stop")
     up.join(timeout=10)
+    if up.is_alive():
+        up.terminate()
 
 
 def _body(qi: int, run: int, **extra: Any) -> dict[str, Any]:
@@ -83,51 +121,115 @@ def _body(qi: int, run: int, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), independent of how loaded the machine is."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _cpu_ns(pid: int) -> int:
+    """CPU time of every live thread of a process, in nanoseconds (``/proc/PID/task/*/schedstat``)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def _busy(intervals: Sequence[tuple[float, float, bool]], t0: float, t1: float) -> float:
+    """Seconds of ``[t0, t1]`` during which the upstream was handling at least one request."""
+    busy, cursor = 0.0, t0
+    for s, e, _ in sorted(intervals):
+        s, e = max(s, cursor), min(e, t1)
+        if e > s:
+            busy += e - s
+            cursor = e
+    return busy
+
+
+def _action_gaps(intervals: Sequence[tuple[float, float, bool]], t0: float, t1: float) -> list[float]:
+    """The proxy's time per action: idle gaps of the upstream before each call, grouped by action."""
+    gaps, current, cursor = [], 0.0, t0
+    for s, e, closes in sorted(intervals):
+        current += s - cursor
+        cursor = e
+        if closes:
+            gaps.append(current)
+            current = 0.0
+    if gaps:
+        gaps[-1] += current + (t1 - cursor)
+    return gaps
+
+
+def _pct(xs: Sequence[float], q: float) -> float:
+    ys = sorted(xs)
+    return ys[max(0, min(len(ys) - 1, round(q / 100 * len(ys) + 0.5) - 1))]
 
 
 def overhead(args: argparse.Namespace) -> None:
     print(f"upstream latency {args.latency * 1000:.0f} ms per call; {args.requests} sequential requests per controller")
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    head = f"{'controller':<34} {'actions/req':>11} {'ms/action':>10} {'overhead ms/action (median, p90)':>34}"
-    print(head + f" {'proxy CPU ms/action':>20}")
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    print(
+        f"{'controller':<28} {'actions/req':>11} {'upstream ms/action':>18} "
+        f"{'overhead/action ms: per action med p99':>39} {'per request med p99':>20} {'CPU ms/action med p99':>22}"
+    )
     for controller in args.controllers.split(";"):
-        up, proc, url = _start(args.latency, controller)
+        up, pipe, proc, url = _start(args.latency, controller)
         try:
-            per_action = []
-            n_actions = []
-            wall = []
-            with httpx.Client(base_url=url, timeout=300) as c:
-                c.post("/chat/completions", json=_body(0, 99))  # warm-up
-                cpu0 = _cpu_seconds(proc.pid)
-                for k in range(args.requests):
-                    t0 = time.perf_counter()
-                    r = c.post("/chat/completions", json=_body(k % 4, k // 4))
-                    took = time.perf_counter() - t0
-                    r.raise_for_status()
-                    info = r.json()["autotts"]["trace"]
-                    actions = sum(info["actions"].values())
-                    upstream = info["requests"] * args.latency
-                    per_action.append((took - upstream) / actions)
-                    n_actions.append(actions)
-                    wall.append(took / actions)
-                cpu = (_cpu_seconds(proc.pid) - cpu0) / sum(n_actions)
-            q90 = statistics.quantiles(per_action, n=10)[-1]
+            host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
+            conn = http.client.HTTPConnection(host, int(port), timeout=300)
+
+            def post(body: dict[str, Any], conn: http.client.HTTPConnection = conn) -> dict[str, Any]:
+                data = json.dumps(body).encode()
+                conn.request("POST", "/v1/chat/completions", data, {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                payload = r.read()
+                if r.status != 200:
+                    raise SystemExit(f"the proxy answered {r.status}: {payload[:300]!r}")
+                result: dict[str, Any] = json.loads(payload)
+                return result
+
+            for k in range(3):  # warm-up (connections, imports, caches)
+                post(_body(k % 4, 90 + k))
+            pipe.send("log")
+            pipe.recv()
+            per_action, per_request, cpu, upstream, n_actions = [], [], [], [], []
+            for k in range(args.requests):
+                body = _body(k % 4, k // 4)
+                c0 = _cpu_ns(proc.pid)
+                t0 = time.monotonic()
+                info = post(body)["autotts"]["trace"]
+                t1 = time.monotonic()
+                c1 = _cpu_ns(proc.pid)
+                pipe.send("log")
+                log = pipe.recv()
+                # A prune calls no model; the target is about the actions that do.
+                actions = sum(n for a, n in info["actions"].items() if a != "prune")
+                gaps = _action_gaps(log, t0, t1)
+                if len(gaps) != actions:
+                    raise SystemExit(f"{controller}: {len(gaps)} upstream action boundaries for {actions} actions")
+                busy = _busy(log, t0, t1)
+                per_action.extend(gaps)
+                if os.environ.get("PROXY_BENCH_DEBUG"):
+                    print([round(g * 1000, 2) for g in gaps], file=sys.stderr)
+                per_request.append((t1 - t0 - busy) / actions)
+                cpu.append((c1 - c0) / 1e9 / actions)
+                upstream.append(busy / actions)
+                n_actions.append(actions)
+            conn.close()
+
+            def ms(xs: Sequence[float]) -> str:
+                return f"{statistics.median(xs) * 1000:.2f} {_pct(xs, 99) * 1000:.2f}"
+
             print(
-                f"{controller:<34} {statistics.mean(n_actions):>11.1f} {statistics.median(wall) * 1000:>10.2f} "
-                f"{statistics.median(per_action) * 1000:>20.2f}, {q90 * 1000:<12.2f} {cpu * 1000:>20.2f}"
+                f"{controller:<28} {statistics.mean(n_actions):>11.1f} {statistics.median(upstream) * 1000:>18.2f} "
+                f"{ms(per_action):>39} {ms(per_request):>20} {ms(cpu):>22}"
             )
         finally:
-            _stop(up, proc)
+            _stop(up, pipe, proc)
 
 
 def concurrency(args: argparse.Namespace) -> None:
     levels = [int(x) for x in args.levels.split(",")]
-    up, proc, url = _start(args.latency, args.controller, "--max-concurrency", str(max(levels)))
+    up, pipe, proc, url = _start(args.latency, args.controller, "--max-concurrency", str(max(levels)))
     held = 0
     try:
         from autotts.controllers import ControllerSpec
@@ -156,7 +258,7 @@ def concurrency(args: argparse.Namespace) -> None:
                 break
             held = level
     finally:
-        _stop(up, proc)
+        _stop(up, pipe, proc)
     print(f"largest concurrency held without errors: {held}")
 
 
@@ -165,7 +267,7 @@ def main() -> None:
     sub = p.add_subparsers(dest="mode", required=True)
     o = sub.add_parser("overhead")
     o.add_argument("--latency", type=float, default=0.02)
-    o.add_argument("--requests", type=int, default=20)
+    o.add_argument("--requests", type=int, default=40)
     o.add_argument("--controllers", default="sc:n=4;wide-commit:beta=0.5;consistency-exit:beta=0.5")
     c = sub.add_parser("concurrency")
     c.add_argument("--latency", type=float, default=0.2)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +17,7 @@ import httpx
 import openai
 import pytest
 
+from autotts.cli.serve_cmd import listen_socket
 from autotts.controllers import ControllerSpec
 from autotts.llm import RetryPolicy
 from autotts.online import LiveLimits
@@ -174,64 +177,127 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             pipe.close()
 
 
+def _chat_in_thread(url: str, qi: int, run: int, got: list[Any]) -> threading.Thread:
+    """POST one chat request from a thread; ``got`` receives the response or the exception."""
+
+    def ask() -> None:
+        body = {"messages": [{"role": "user", "content": STORE.questions[qi].text}], "seed": run * 16}
+        try:
+            got.append(httpx.post(url + "/chat/completions", json=body, timeout=120))
+        except BaseException as exc:  # a dropped connection is what the tests rule out
+            got.append(exc)
+
+    t = threading.Thread(target=ask)
+    t.start()
+    return t
+
+
+def _wait_for(predicate: Any, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
 @pytest.mark.slow
 @pytest.mark.integration
-def test_sigterm_finishes_in_flight_requests_then_exits_cleanly() -> None:
-    with replay_server(STORE, latency=0.02) as srv:
-        proc, url = _serve(srv.openai_base_url, "--shutdown-grace", "30")
+def test_sigterm_drains_says_so_on_health_refuses_new_requests_and_exits_143() -> None:
+    with replay_server(STORE, latency=0.1) as srv:
+        proc, url = _serve(srv.openai_base_url, "--shutdown-grace", "60")
+        root = url.removesuffix("/v1")
         try:
+            assert httpx.get(root + "/health").status_code == 200
             got: list[Any] = []
-
-            def ask() -> None:
-                client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=120)
-                got.append(_ask(client, 0, 1))
-
-            t = threading.Thread(target=ask)
-            t.start()
-            deadline = time.monotonic() + 30
-            while srv.completions < 5 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            t = _chat_in_thread(url, 0, 1, got)
+            _wait_for(lambda: srv.completions >= 3)
             proc.send_signal(signal.SIGTERM)
+            # Draining shows at once, while the in-flight request still runs (it takes seconds).
+            health = httpx.get(root + "/health", timeout=10)
+            assert health.status_code == 503, health.text
+            assert health.json()["status"] == "draining" and health.json()["in_flight"] == 1
+            assert "shutting down" in health.json()["message"]
+            late = httpx.post(
+                url + "/chat/completions",
+                json={"messages": [{"role": "user", "content": STORE.questions[1].text}]},
+                timeout=10,
+            )
+            assert late.status_code == 503 and late.json()["error"]["type"] == "server_shutting_down"
+            assert t.is_alive(), "the in-flight request should still be running"
             t.join(timeout=120)
-            assert proc.wait(timeout=60) == 0
+            assert proc.wait(timeout=60) == 143
             answer, _ = offline(STORE, ControllerSpec.parse("cmc:beta=0.5"), 0, run=1)
-            assert got and got[0].choices[0].message.content == answer
+            assert isinstance(got[0], httpx.Response) and got[0].status_code == 200, got
+            assert got[0].json()["choices"][0]["message"]["content"] == answer
+            assert proc.stderr is not None and "Traceback" not in proc.stderr.read()
         finally:
             _stop(proc)
 
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_sigterm_past_the_grace_cancels_cleanly() -> None:
+def test_sigterm_past_the_grace_stops_the_episode_and_still_answers() -> None:
     with replay_server(STORE, latency=0.2) as srv:
         proc, url = _serve(srv.openai_base_url, "--shutdown-grace", "1")
         try:
-            errors: list[BaseException] = []
-
-            def ask() -> None:
-                client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=120)
-                try:
-                    _ask(client, 0, 1)
-                except BaseException as exc:  # the request may be cut: that is the point
-                    errors.append(exc)
-
-            t = threading.Thread(target=ask)
-            t.start()
-            deadline = time.monotonic() + 30
-            while srv.completions < 3 and time.monotonic() < deadline:
-                time.sleep(0.01)
+            got: list[Any] = []
+            t = _chat_in_thread(url, 0, 1, got)
+            _wait_for(lambda: srv.completions >= 3)
             t0 = time.monotonic()
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=30) == 0
-            assert time.monotonic() - t0 < 15
+            assert proc.wait(timeout=30) == 143
+            assert time.monotonic() - t0 < 10
             t.join(timeout=30)
-            assert not t.is_alive()
-            assert errors, "a request longer than the grace should have been cut"
+            # Cut cleanly: an answer (the best so far, stop reason "shutdown") or a 503 error object,
+            # never a dropped connection.
+            r = got[0]
+            assert isinstance(r, httpx.Response), r
+            if r.status_code == 200:
+                assert r.json()["autotts"]["stop_reason"] == "shutdown"
+            else:
+                assert r.status_code == 503 and r.json()["error"]["type"] == "server_shutting_down", r.text
             calls = srv.completions
             time.sleep(1.0)
-            assert srv.completions == calls, "the cancelled episode kept calling the upstream"
+            assert srv.completions == calls, "the stopped episode kept calling the upstream"
         finally:
             _stop(proc)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_idle_server_stops_at_once_with_the_cli_exit_code(sig: signal.Signals, code: int) -> None:
+    with replay_server(STORE) as srv:
+        proc, url = _serve(srv.openai_base_url)
+        try:
+            assert httpx.get(url.removesuffix("/v1") + "/health").status_code == 200
+            proc.send_signal(sig)
+            assert proc.wait(timeout=30) == code
+            assert proc.stderr is not None
+            err = proc.stderr.read()
+            assert "stopped" in err and "Traceback" not in err, err
+        finally:
+            _stop(proc)
+
+
+def test_the_listening_socket_gives_connections_tcp_nodelay() -> None:
+    """Without TCP_NODELAY each reply's body waits ~40 ms behind its headers (Nagle vs delayed ACK)."""
+    sock = listen_socket("127.0.0.1", 0)
+    seen: list[int] = []
+
+    async def go() -> None:
+        def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=sock)
+        _, w = await asyncio.open_connection(*sock.getsockname())
+        while not seen:
+            await asyncio.sleep(0.01)
+        w.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(go())
+    assert seen and seen[0] != 0
 
 
 @pytest.mark.integration

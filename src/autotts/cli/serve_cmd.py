@@ -14,7 +14,27 @@ import typer
 
 from autotts.cli.app import app
 from autotts.cli.output import err
+from autotts.cli.signals import EXIT_SIGINT, EXIT_SIGTERM
 from autotts.errors import ConfigError
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0: any free port) for uvicorn.
+
+    ``proto=IPPROTO_TCP``, not the default 0: asyncio sets ``TCP_NODELAY`` on accepted
+    connections only when the socket says it is TCP, and without it every reply's body
+    waits ~40 ms behind its headers (Nagle against the client's delayed ACK).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 @app.command("serve")
@@ -58,6 +78,7 @@ def serve(
         import uvicorn
 
         from autotts.online.proxy import ProxyConfig, create_app, load_keys
+        from autotts.online.proxy.server import BACKSTOP_SECONDS, DrainingServer
     except ImportError as exc:
         raise ConfigError(f"autotts serve needs the serve extra: pip install 'autotts[serve]' ({exc})") from None
     from autotts.llm import RetryPolicy, read_key
@@ -115,10 +136,7 @@ def serve(
     asyncio.run(preflight())
     app_ = create_app(config, connect)
     try:
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
+        sock = listen_socket(host, port)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     bound = sock.getsockname()[1]
@@ -126,23 +144,25 @@ def serve(
         app_,
         log_level="info" if access_log else "warning",
         access_log=access_log,
-        timeout_graceful_shutdown=int(shutdown_grace) if shutdown_grace else None,
+        timeout_graceful_shutdown=BACKSTOP_SECONDS,
         lifespan="on",
     )
-    server = uvicorn.Server(uv_config)
-    # uvicorn handles SIGTERM/SIGINT itself (drain, then cancel after the grace) and
-    # re-raises them once it has stopped; the CLI's own SIGTERM handler would then turn
-    # a clean shutdown into an interrupt, so a no-op stands in while serving.
-    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    # SIGTERM/SIGINT: the server drains (``/health`` says so at once, new requests get
+    # 503, in-flight ones finish within --shutdown-grace), then the command exits with
+    # the CLI's conventional status (143 / 130) rather than uvicorn re-raising them.
+    server = DrainingServer(uv_config, app_.state.proxy, grace=shutdown_grace)
     logging.getLogger("autotts").setLevel(logging.INFO)
     err.print(f"autotts serve: {config.default_spec().label} on http://{host}:{bound}/v1 (model {model})", markup=False)
     try:
         asyncio.run(server.serve(sockets=[sock]))
     finally:
-        signal.signal(signal.SIGTERM, previous)
         sock.close()
     if not server.started:
         from autotts.online.errors import OnlineError
 
         raise OnlineError("the proxy could not start (is the upstream reachable? see the log above)")
+    if server.signals:
+        first = server.signals[0]
+        err.print(f"autotts serve: stopped ({signal.Signals(first).name})", markup=False)
+        raise typer.Exit(EXIT_SIGTERM if first == signal.SIGTERM else EXIT_SIGINT)
     err.print("autotts serve: stopped", markup=False)

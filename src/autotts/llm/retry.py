@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -65,7 +65,30 @@ class Failure:
     """True for failures that say the *server* is unwell (connection refused, timeout, 5xx), not the request."""
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+class HTTPReply(Protocol):
+    """What the verdicts below read of a reply: an ``httpx.Response`` or an :class:`autotts.llm.http11.Reply`."""
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status."""
+        ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Headers, looked up by lower-case name."""
+        ...
+
+    @property
+    def text(self) -> str:
+        """The body as text."""
+        ...
+
+    def json(self) -> Any:
+        """The body parsed as JSON (``ValueError`` when it is not)."""
+        ...
+
+
+def _retry_after(response: HTTPReply) -> float | None:
     value = response.headers.get("retry-after")
     if value is None:
         return None
@@ -75,7 +98,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None  # an HTTP date: rare from LLM servers; the backoff schedule applies instead
 
 
-def error_excerpt(response: httpx.Response) -> str:
+def error_excerpt(response: HTTPReply) -> str:
     """The server's own error message, from the usual JSON shapes, else the start of the body."""
     try:
         data = response.json()
@@ -94,7 +117,7 @@ def error_excerpt(response: httpx.Response) -> str:
     return str(data)[:300]
 
 
-def assess_response(response: httpx.Response, secrets: Sequence[str]) -> Failure | None:
+def assess_response(response: HTTPReply, secrets: Sequence[str]) -> Failure | None:
     """None for a success (status < 400), else the redacted reason and whether to retry."""
     status = response.status_code
     if status < 400:
@@ -116,7 +139,7 @@ def assess_exception(exc: httpx.HTTPError, secrets: Sequence[str]) -> Failure:
     return Failure(redact(f"connection failed ({type(exc).__name__}: {exc})", secrets), None, True, None, True)
 
 
-def decode_json(response: httpx.Response, url: str, secrets: Sequence[str]) -> dict[str, Any]:
+def decode_json(response: HTTPReply, url: str, secrets: Sequence[str]) -> dict[str, Any]:
     """The JSON object of a successful reply; :class:`LLMError` when it is not one."""
     try:
         data = response.json()

@@ -166,9 +166,17 @@ class LiveSession:
         try:
             deadline = self.limits.deadline
             timeout = None if deadline is None else max(0.0, deadline - (time.monotonic() - self._started))
-            _, not_done = concurrent.futures.wait(
-                futs.values(), timeout=timeout, return_when=concurrent.futures.FIRST_EXCEPTION
-            )
+            if len(futs) == 1:  # open/advance/read: wait on the future itself (no waiter objects)
+                only = next(iter(futs.values()))
+                try:
+                    only.exception(timeout)
+                except (concurrent.futures.CancelledError, TimeoutError):
+                    pass
+                not_done = set() if only.done() else {only}
+            else:
+                _, not_done = concurrent.futures.wait(
+                    futs.values(), timeout=timeout, return_when=concurrent.futures.FIRST_EXCEPTION
+                )
             for fut in not_done:
                 fut.cancel()
             for i, fut in futs.items():

@@ -202,11 +202,17 @@ def create_app(config: ProxyConfig, connect: Callable[[], Awaitable[BranchSteps]
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        status = "draining" if state.draining else "ok"
-        return JSONResponse(
-            {"status": status, "in_flight": state.in_flight, "max_concurrency": config.max_concurrency},
-            status_code=503 if state.draining else 200,
-        )
+        body: dict[str, Any] = {
+            "status": "draining" if state.draining else "ok",
+            "in_flight": state.in_flight,
+            "max_concurrency": config.max_concurrency,
+        }
+        if state.draining:
+            body["message"] = (
+                f"shutting down: finishing {state.in_flight} in-flight request(s), refusing new ones; "
+                "send traffic elsewhere"
+            )
+        return JSONResponse(body, status_code=503 if state.draining else 200)
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -248,7 +254,11 @@ def create_app(config: ProxyConfig, connect: Callable[[], Awaitable[BranchSteps]
             except ControllerSpecError as exc:
                 raise RequestError(400, str(exc), param="controller") from None
             if state.draining:
-                raise RequestError(503, "the server is shutting down", type="server_shutting_down")
+                raise RequestError(
+                    503,
+                    "the server is shutting down and takes no new requests; retry on another server",
+                    type="server_shutting_down",
+                )
             if state.in_flight >= config.max_concurrency:
                 m.rejected.labels("busy").inc()
                 m.requests.labels("429").inc()
@@ -313,6 +323,10 @@ def create_app(config: ProxyConfig, connect: Callable[[], Awaitable[BranchSteps]
                 return None, RequestError(500, f"internal error: {type(exc).__name__}", type="server_error")
             if result.answer is None and result.stop_reason == "deadline":
                 return result, RequestError(504, "the request's deadline passed before any answer", type="timeout")
+            if result.answer is None and result.stop_reason == "shutdown":
+                return result, RequestError(
+                    503, "the server shut down before the request had an answer; retry", type="server_shutting_down"
+                )
             return result, None
 
         if not stream:
