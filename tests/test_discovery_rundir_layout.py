@@ -23,6 +23,7 @@ from autotts.discovery.errors import RunDirError
 from autotts.discovery.evaluate import Episode
 from autotts.discovery.history import FORMAT, MANIFEST, Proposal, RunDir, read_json, write_json
 from autotts.discovery.records import CandidateRecord, CurvePoint, Status, Usage
+from autotts.errors import ConfigError
 
 
 def config(tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -256,3 +257,69 @@ def test_cleanup_removes_only_the_leftovers_of_interrupted_writes(tmp_path: Path
     assert not any(p.exists() for p in leftovers)
     assert (run.path / "notes.tmp").is_file() and (run.slot(1, 1) / "prompt.txt").is_file()
     assert run.cleanup_tmp() == 0
+
+
+def test_a_damaged_stored_configuration_names_its_file(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run", config(tmp_path))
+    (run.path / "config.json").write_text('{"stores": {"search": []}}\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        run.config()
+    assert str(info.value) == (
+        f"{run.path / 'config.json'}: stores.search must name at least one store file or directory"
+    )
+
+
+def test_every_manifest_update_stamps_the_time(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run", config(tmp_path))
+    run.update_manifest(updated="2000-01-01T00:00:00+00:00", state="stopped")
+    m = run.manifest()
+    assert m["state"] == "stopped"
+    assert dt.datetime.fromisoformat(m["updated"]).year >= 2026
+
+
+def test_slots_written_by_older_runs_read_back_with_defaults(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run", config(tmp_path))
+    run.write_proposal(1, 1, response="r", code="pass\n", usage=Usage(calls=1), message="m")
+    slot = run.slot(1, 1)
+    write_json(slot / "proposal.json", {"id": "r01c01", "code_found": True})  # no message recorded
+    got = run.proposal(1, 1)
+    assert got is not None and got.message == "" and got.code == "pass\n"
+    done = record(1, 1)
+    run.write_candidate(done, digest="d")
+    (slot / "digest.txt").unlink()
+    assert run.digest(done) == ""
+
+
+def test_a_leftover_that_cannot_be_removed_does_not_stop_the_cleanup(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run", config(tmp_path))
+    (run.path / ".odd.tmp").mkdir()  # a directory: unlink fails
+    (run.path / ".manifest.json.x.tmp").write_text("half", encoding="utf-8")
+    assert run.cleanup_tmp() == 1
+    assert (run.path / ".odd.tmp").is_dir() and not (run.path / ".manifest.json.x.tmp").exists()
+
+
+def test_run_directories_are_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    # A resumed run on a machine with an ASCII locale reads what a UTF-8 one wrote.
+    import subprocess
+    import sys
+
+    run = RunDir.create(tmp_path / "run", config(tmp_path))
+    code = "# Größe ≥ 2 → mehr Zweige\nclass C: ...\n"
+    run.write_proposal(1, 1, response="r", code=code, usage=Usage(calls=1))
+    run.write_candidate(record(1, 1), digest="q0: ≥ ≤")
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from autotts.discovery.history import RunDir\n"
+        "run = RunDir.open(Path(sys.argv[1]))\n"
+        "rec = run.candidate(1, 1)\n"
+        "p = run.proposal(1, 1)\n"
+        "print(ascii([p.code, run.code(rec), run.digest(rec)]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONUTF8", "PYTHONIOENCODING"))}
+    env.update(LC_ALL="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0")
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(run.path)], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ascii([code, code, "q0: ≥ ≤"])

@@ -309,3 +309,30 @@ def test_the_key_is_read_from_the_named_variable(monkeypatch: pytest.MonkeyPatch
     assert "export NOPE_KEY=..." in str(info.value)
     with pytest.raises(ConfigError, match=r"^llm\.key_env names 'EMPTY'"):
         read_key("EMPTY", {"EMPTY": ""}, option="llm.key_env")
+
+
+def test_the_async_client_waits_as_long_as_retry_after_asks_below_the_cap() -> None:
+    # CompletionsClient reads replies with its own HTTP/1.1 transport (header names
+    # lower-cased), not httpx: the Retry-After header must be found there too.
+    import asyncio
+    import time
+
+    from autotts.llm import CompletionRequest, CompletionsClient
+    from autotts.testing.completions_server import CompletionCall, CompletionsServer, Generation
+
+    class Echo(CompletionsServer):
+        def generate(self, call: CompletionCall) -> Generation:
+            return Generation(self.tokenizer.encode("x" * call.max_tokens), "length")
+
+    with Echo(model="m") as srv:
+        srv.fail_next(1, 429, {"Retry-After": "0.6"})
+        policy = RetryPolicy(max_retries=2, backoff_seconds=0.001, max_backoff_seconds=30.0)
+
+        async def go() -> float:
+            async with CompletionsClient([srv.openai_base_url], "m", policy=policy) as c:
+                t0 = time.monotonic()
+                done = await c.complete(CompletionRequest("hi", max_tokens=1))
+                assert done.attempts == 2
+                return time.monotonic() - t0
+
+        assert asyncio.run(go()) >= 0.6  # the backoff alone would have waited about a millisecond
