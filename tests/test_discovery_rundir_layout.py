@@ -123,6 +123,8 @@ def test_create_refuses_a_used_directory_and_says_what_to_do(tmp_path: Path) -> 
         RunDir.create(other, cfg)
     assert str(info.value) == f"{other}: exists and is not empty; choose a new run directory"
     assert tree(other) == ["notes.txt"]
+    nested = RunDir.create(tmp_path / "runs" / "2026" / "nightly", cfg)  # parents are made as needed
+    assert tree(nested.path) == ["config.json", "manifest.json"]
     empty = tmp_path / "empty"
     empty.mkdir()
     assert tree(RunDir.create(empty, cfg).path) == ["config.json", "manifest.json"]
@@ -226,6 +228,8 @@ def test_candidates_and_usage_cover_every_finished_slot_in_order(tmp_path: Path)
         run.write_candidate(record(r, i))
     run.write_proposal(3, 1, response="", code=None, usage=Usage(calls=2, input_tokens=5, reported=False))
     assert [c.id for c in run.candidates()] == ["r01c02", "r01c10", "r02c01"]
+    got = run.proposal(2, 1)
+    assert got is not None and got.message == ""  # no message given
     assert [run.relative(p) for p in run.usage_files()] == [
         os.path.join("rounds", "r01", "c02", "usage.json"),
         os.path.join("rounds", "r01", "c10", "usage.json"),
@@ -305,16 +309,19 @@ def test_run_directories_are_utf8_whatever_the_locale(tmp_path: Path) -> None:
 
     run = RunDir.create(tmp_path / "run", config(tmp_path))
     code = "# Größe ≥ 2 → mehr Zweige\nclass C: ...\n"
-    run.write_proposal(1, 1, response="r", code=code, usage=Usage(calls=1))
+    run.write_proposal(1, 1, response="r", code=code, usage=Usage(calls=1), message="Größe")
     run.write_candidate(record(1, 1), digest="q0: ≥ ≤")
     script = (
         "import sys\n"
         "from pathlib import Path\n"
+        "from autotts.discovery.evaluate import Episode\n"
         "from autotts.discovery.history import RunDir\n"
         "run = RunDir.open(Path(sys.argv[1]))\n"
         "rec = run.candidate(1, 1)\n"
         "p = run.proposal(1, 1)\n"
-        "print(ascii([p.code, run.code(rec), run.digest(rec)]))\n"
+        "print(ascii([p.code, p.message, run.code(rec), run.digest(rec)]))\n"
+        "e = Episode('m/b', 0.5, 0, 0, '\\u2265', True, 10, (), (), 0, 0)\n"  # the script itself is ASCII
+        "run.write_candidate(rec, digest='d', episodes=(e,))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONUTF8", "PYTHONIOENCODING"))}
     env.update(LC_ALL="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0")
@@ -322,4 +329,6 @@ def test_run_directories_are_utf8_whatever_the_locale(tmp_path: Path) -> None:
         [sys.executable, "-c", script, str(run.path)], env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == ascii([code, code, "q0: ≥ ≤"])
+    assert out.stdout.strip() == ascii([code, "Größe", code, "q0: ≥ ≤"])
+    with gzip.open(run.slot(1, 1) / "traces.json.gz", "rt", encoding="utf-8") as fh:
+        assert json.load(fh)[0]["answer"] == "≥"
