@@ -1,8 +1,9 @@
 """What the discovery judge costs: per-action round trips and a judged β sweep vs in-process replay.
 
-The judge plays up to 1,024 episodes at a time (one greenlet each in the candidate process),
-so in a sweep one round trip carries one action of every running episode; the per-action
-table below is the unbatched worst case (a single episode, one action per round trip).
+The judge keeps a window of episodes running side by side (128 by default, one greenlet
+each in the candidate process), so in a sweep one round trip carries one action of every
+running episode of a group; the per-request table below is the unbatched worst case (a
+single episode, one action per round trip).
 
 Prints three tables:
 
@@ -13,7 +14,8 @@ Prints three tables:
    Parallel-Probe written against the session API (the built-in modules' source, given a
    ``schedule(beta)`` where needed), judged (``run_sandbox``: process start, module load,
    seccomp, every action over the pipe) and replayed in-process with the same classes;
-3. the ratio of the two.
+3. the ratio of the two, in wall and CPU seconds, and the CPU per session action (the
+   judged CPU counts the judge and the candidate process, including its start).
 
 Usage (from the repository root)::
 
@@ -41,8 +43,9 @@ from autotts.controllers import cmc as cmc_mod
 from autotts.controllers import parallel_probe as pp_mod
 from autotts.discovery import sandbox as sb
 from autotts.discovery.sandbox import SandboxJob, SandboxLimits, StorePayload, orders_for, run_sandbox
-from autotts.env.judged import Channel, decode_mux
+from autotts.env.judged import Channel
 from autotts.env.session import ReplaySession
+from autotts.env.wire import decode_requests
 from autotts.evaluation.protocols import Protocol
 from autotts.store import load_stores
 from autotts.store.schema import ReplayStore
@@ -102,7 +105,7 @@ class TimingChannel(Channel):
     def recv(self) -> bytes:
         body = super().recv()
         t = time.perf_counter_ns()
-        tag = decode_mux(body[1:])[0][1][:1] if body[:1] == b"M" else body[:1]
+        tag = bytes(decode_requests(body)[1][:1]) if body[:1] == b"M" else body[:1]
         TimingChannel.log.append((t, tag))
         return body
 
@@ -181,6 +184,44 @@ def in_process(cls: Any, store: ReplayStore, runs: int) -> tuple[float, float]:
     return time.perf_counter() - t, time.process_time() - c
 
 
+class _Counting(ReplaySession):
+    """A replay session that counts the controller's actions (for the per-action figures)."""
+
+    actions = 0
+
+    def open(self) -> Any:
+        _Counting.actions += 1
+        return super().open()
+
+    def read(self) -> Any:
+        _Counting.actions += 1
+        return super().read()
+
+    def advance(self, branch: int) -> Any:
+        _Counting.actions += 1
+        return super().advance(branch)
+
+    def advance_many(self, branches: Any) -> Any:
+        ids = list(branches)
+        _Counting.actions += len(ids) - 1  # one request: count it as its branches, minus the call below
+        return super().advance_many(ids)
+
+    def prune(self, branch: int) -> None:
+        _Counting.actions += 1
+        super().prune(branch)
+
+
+def count_actions(cls: Any, store: ReplayStore, runs: int) -> int:
+    """Session actions the sweep takes (advance_many counted per branch)."""
+    proto = Protocol()
+    _Counting.actions = 0
+    for beta in BETAS:
+        for run in range(runs):
+            for q in store.replay:
+                cls(beta=beta).solve(_Counting(q, proto.order(q.n_branches, run), record=False))
+    return _Counting.actions
+
+
 def _children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -221,7 +262,8 @@ def main() -> None:
     print(f"\nβ sweep: {len(BETAS)} β x {args.runs} runs x {len(store)} questions, best of {args.repeats}, seconds")
     print(
         f"{'controller':<24} {'in-process wall':>15} {'judged wall':>11} {'ratio':>6} "
-        f"{'in-process CPU':>14} {'judged CPU (judge + candidate)':>30} {'ratio':>6}"
+        f"{'in-process CPU':>14} {'judged CPU (judge + candidate)':>30} {'ratio':>6} "
+        f"{'actions':>9} {'CPU us/action in-process / judged':>34}"
     )
     for label, code, cls_name, cls in (
         ("CMC (Python)", cmc_code, "ConfidenceMomentum", cmc_mod.ConfidenceMomentum),
@@ -229,13 +271,16 @@ def main() -> None:
     ):
         if args.only and not label.lower().startswith({"cmc": "cmc", "pp": "parallel"}[args.only]):
             continue
+        n_actions = count_actions(cls, store, args.runs)
         a = min(in_process(cls, store, args.runs) for _ in range(args.repeats))
         b = min(judged(code, cls_name, store, args.runs) for _ in range(args.repeats))
         cpu = b[1] + b[2]
         print(
             f"{label:<24} {a[0]:>15.2f} {b[0]:>11.2f} {b[0] / a[0]:>5.1f}x {a[1]:>14.2f} "
-            f"{cpu:>18.2f} ({b[1]:.2f} + {b[2]:.2f}) {cpu / a[1]:>5.1f}x"
+            f"{cpu:>18.2f} ({b[1]:.2f} + {b[2]:.2f}) {cpu / a[1]:>5.1f}x "
+            f"{n_actions:>9,} {1e6 * a[1] / n_actions:>17.2f} / {1e6 * cpu / n_actions:.2f}"
         )
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -317,3 +317,36 @@ if a is not None:
 return honest(session, self.beta)
 """,
 )
+
+# 7. The judged session's link, reached through the harness's ``builtins`` module: answer for
+#    the episode before acting (nothing charged yet), then act on as if nothing happened. The
+#    judge records the forged answer at the cost so far, and the next request of an episode
+#    that has answered breaks the protocol.
+LINK_FORGE = attacker(
+    """
+def forge(session):
+    me = []
+
+    def walk():
+        f = me[0].gi_frame.f_back
+        real = None
+        while f is not None:
+            real = f.f_globals.get("builtins", real)
+            f = f.f_back
+        yield real
+
+    g = walk()
+    me.append(g)
+    real = next(g)
+    link = real.getattr(session, "_" + "link")
+    guess = majority_of(["0", "1", "2"])
+    link((ord("A"), len(guess), guess.encode()))
+""",
+    """
+try:
+    forge(session)
+except Exception:
+    pass
+return honest(session, self.beta)
+""",
+)

@@ -136,3 +136,32 @@ def test_process_dependent_choices_are_caught_or_stable(name: str) -> None:
     if ev.status is Status.OK:
         again = evaluate_candidate(getattr(atk, name), ctx())
         assert again.status is Status.OK and again.curves == ev.curves
+
+
+def test_forging_requests_on_the_session_link_gains_nothing() -> None:
+    """The link to the judge, reached past the static checks: a forged early answer is just an answer.
+
+    The judge records the forged answer at the cost of the actions taken before it (none) and
+    never serves the episode again — the numbers of a controller that returns the same guess
+    without acting. Run below the static checks (which refuse ``.getattr``), so the forgery
+    really reaches the judge.
+    """
+    from autotts.discovery.sandbox import SandboxJob, StorePayload, orders_for, run_sandbox
+
+    payload = [StorePayload(STORE.name, tuple(STORE.replay))]
+    orders = orders_for(payload, [0, 1], Protocol().order)
+
+    def judged(code: str) -> dict[str, Any]:
+        out = run_sandbox(SandboxJob(code, "Controller", payload, [0.0, 1.0], [0, 1], orders), LIMITS)
+        assert out.kind == "ok" and out.data is not None, (out.kind, out.message)
+        return out.data
+
+    assert evaluate_candidate(atk.LINK_FORGE, ctx()).status in FAILED
+    forged = judged(atk.LINK_FORGE)
+    guess = judged(atk.attacker("", 'return majority_of(["0", "1", "2"])'))
+    honest_run = judged(atk.HONEST)
+    for cells in (forged["cells"], guess["cells"]):
+        for cell in cells:
+            assert cell["answers"] == [["0"] * len(STORE.replay)] * 2
+            assert cell["cost"] == [[0] * len(STORE.replay)] * 2
+    assert forged["cells"] == guess["cells"] != honest_run["cells"]

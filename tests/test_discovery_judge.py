@@ -14,8 +14,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autotts.discovery.judge import _play_batch
-from autotts.env.judged import Channel, JudgedSession, decode_batch, decode_mux, encode_mux
+from autotts.env.judged import Channel, ChannelClosed, JudgedSession
 from autotts.env.session import ReplaySession
+from autotts.env.wire import (
+    OP_ANSWER,
+    Reply,
+    Request,
+    decode_batch,
+    decode_replies,
+    encode_requests,
+    request_columns,
+)
 from autotts.errors import ConfigError, IllegalActionError, StoreExhaustedError
 from autotts.evaluation.protocols import Protocol
 from tests.discovery_support import make_store
@@ -24,24 +33,24 @@ STORE = make_store(n_questions=3, n_branches=12)
 
 
 class OneSlot:
-    """The candidate's side for a batch of one episode: each request travels in a one-item frame."""
+    """The candidate's side for a batch of one episode: each request travels in a one-item step frame."""
 
     def __init__(self, chan: Channel) -> None:
         self.chan = chan
         self.sent: list[bytes] = []
 
-    def request(self, body: bytes) -> bytes:
-        self.sent.append(body[:1])
-        self.chan.send(encode_mux([(0, body)]))
-        reply = self.chan.recv()
-        assert reply[:1] == b"M"
-        ((slot, inner),) = decode_mux(reply[1:])
-        assert slot == 0
-        return inner
+    def __call__(self, request: Request) -> Reply:
+        ops, args, payload = request_columns([request])
+        self.sent.append(bytes(ops))
+        reply = self.chan.request(encode_requests([0], ops, args, payload))
+        (got,), starts = decode_replies(reply)
+        assert not starts
+        return got
 
-    def send(self, body: bytes) -> None:
-        self.sent.append(body[:1])
-        self.chan.send(encode_mux([(0, body)]))
+    def send(self, request: tuple[int, int, bytes]) -> None:
+        ops, args, payload = request_columns([request])
+        self.sent.append(bytes(ops))
+        self.chan.send(encode_requests([0], ops, args, payload))
 
 
 class Pair:
@@ -70,7 +79,8 @@ class Pair:
         self.reference = ReplaySession(q, order, record=True)
 
     def finish(self, answer: str | None) -> None:
-        self.cand_chan.send(b"A\x00" if answer is None else b"A\x01" + answer.encode())
+        raw = b"" if answer is None else answer.encode()
+        self.cand_chan.send((OP_ANSWER, -1 if answer is None else len(raw), raw))
         self.thread.join(timeout=10)
         for fd in self.fds:
             os.close(fd)
@@ -207,12 +217,16 @@ def _judge_one(body: bytes) -> BaseException | None:
 @pytest.mark.parametrize(
     "body",
     [
-        encode_mux([(0, b"?")]),
-        encode_mux([(0, b"a\x01")]),
-        encode_mux([(0, b"m\x05\x00\x00\x00\x01")]),
-        encode_mux([(3, b"o")]),
-        b"M\x01\x00\x00\x00\xff\xff\x00\x00o",
-        b"o",
+        encode_requests([0], b"?", [0], b""),  # unknown request
+        encode_requests([0], b"a", [1], b"")[:-1],  # truncated
+        encode_requests([0], b"m", [5], b"\x01\x00\x00\x00"),  # advance_many of 5 ids with 1 id
+        encode_requests([0], b"n", [-3], b""),  # negative payload size
+        encode_requests([0], b"o", [0], b"xx"),  # trailing payload
+        encode_requests([3], b"o", [0], b""),  # a slot that is not running
+        encode_requests([0, 0], b"AA", [-1, -1], b""),  # answered twice
+        b"M\x01\x00\x00\x00\x00\x00",  # truncated columns
+        encode_requests([], b"", [], b""),  # an empty step
+        b"o",  # not a step frame
     ],
 )
 def test_malformed_requests_are_protocol_errors(body: bytes) -> None:
@@ -286,3 +300,66 @@ def test_a_long_advance_many_is_chunked_and_still_exact() -> None:
         assert _state(pair.session) == _state(pair.reference)
     finally:
         pair.finish(None)
+
+
+def test_the_judge_channel_drains_while_its_pipe_is_full() -> None:
+    """Both sides write more than a pipe holds before reading: no deadlock (the candidate keeps frames in flight)."""
+    a_r, a_w = os.pipe()
+    b_r, b_w = os.pipe()
+    judge_chan = Channel(a_r, b_w)
+    judge_chan.drain_while_sending()
+    peer = Channel(b_r, a_w)
+    big = b"x" * (1 << 20)
+    got: list[bytes] = []
+
+    def candidate() -> None:
+        peer.send(b"1" + big)
+        peer.send(b"2" + big)
+        got.append(peer.recv())
+
+    seen: list[bytes] = []
+
+    def judge_side() -> None:
+        judge_chan.send(b"r" + big)  # the candidate is not reading yet: the judge must read meanwhile
+        seen.extend(judge_chan.recv()[:1] for _ in range(2))
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (candidate, judge_side)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    deadlocked = any(t.is_alive() for t in threads)
+    for fd in (a_r, a_w, b_r, b_w):
+        os.close(fd)
+    assert not deadlocked
+    assert seen == [b"1", b"2"] and got == [b"r" + big]
+
+
+def test_a_peer_that_only_writes_is_cut_off() -> None:
+    a_r, a_w = os.pipe()
+    b_r, b_w = os.pipe()
+
+    class SmallBuffer(Channel):
+        max_buffered = 1 << 20
+
+    judge_chan = SmallBuffer(a_r, b_w)
+    judge_chan.drain_while_sending()
+    peer = Channel(b_r, a_w)
+    stop = threading.Event()
+
+    def flood() -> None:
+        try:
+            while not stop.is_set():
+                peer.send(b"z" * (1 << 16))
+        except OSError:
+            pass
+
+    t = threading.Thread(target=flood, daemon=True)
+    t.start()
+    with pytest.raises(ChannelClosed, match="without reading"):
+        judge_chan.send(b"r" * (4 << 20))
+    stop.set()
+    os.close(a_r)  # the flooder's next write fails
+    t.join(timeout=20)
+    for fd in (a_w, b_r, b_w):
+        os.close(fd)

@@ -8,11 +8,15 @@ here as a request that the judge applies to its *own*
 sequential tokens, traces and notes are what this session recorded; the candidate only
 contributes its answer per episode.
 
-Episodes are played ``batch`` at a time: the candidate process runs each of them in a
-greenlet of its own, and one frame carries the pending request of every episode of the
-batch (one frame the replies), so a round trip costs the pipe once per step of the
-batch, not once per action. Episodes are independent, so the batching changes no result
-of a stateless controller.
+Episodes are played ``batch`` at a time (the *window*): the candidate process runs each
+of them in a greenlet of its own, and one step frame carries the pending request of every
+episode it resumed (one frame the replies, both column-wise: :mod:`autotts.env.wire`), so
+a round trip costs the pipe once per step, not once per action, and the judge's work per
+action is little more than its own replay of it. When an episode answers, the judge starts
+the next one in its slot with the same reply, so the window stays full until the episodes
+run out. The candidate process plays its window as a few groups whose frames are all in
+flight, so the two processes work at the same time. Episodes are independent, so none of
+this changes a result of a stateless controller.
 
 Episode order: without a secret the episodes run store by store, β by β, run by run,
 question by question (reversed for a reversed job). With a secret, every episode gets a
@@ -27,18 +31,37 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import sys
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from autotts.discovery.leak import action_signature, perturb_question
-from autotts.env.judged import Channel, decode_branches, decode_mux, encode_batch, encode_mux, encode_reveals
-from autotts.env.session import ReplaySession
+from autotts.env.session import ReplaySession, Reveal
+from autotts.env.wire import (
+    OP_ADVANCE,
+    OP_ANSWER,
+    OP_FAIL,
+    OP_MANY,
+    OP_NOTE,
+    OP_OPEN,
+    OP_PRUNE,
+    OP_READ,
+    ST_DONE,
+    ST_EXHAUSTED,
+    ST_ILLEGAL,
+    ST_REVEALS,
+    Channel,
+    decode_requests,
+    encode_batch,
+    encode_replies,
+)
 from autotts.errors import IllegalActionError
 from autotts.store.schema import ReplayQuestion
 
-_I32 = struct.Struct("<i")
 _F64 = struct.Struct("<d")
+_SWAP = sys.byteorder != "little"
 _MAX_ANSWER_CHARS = 500
 _MAX_NOTES = 50
 _MAX_NOTE_CHARS = 200
@@ -117,7 +140,7 @@ def judge(
     secret: bytes | None = None,
     reverse: bool = False,
     on_episode: Callable[[Mapping[str, Any]], None] | None = None,
-    batch: int = 1024,
+    batch: int = 128,
 ) -> dict[str, Any]:
     """Play every episode of a job against the candidate on ``chan``; return the judged cells.
 
@@ -152,28 +175,28 @@ def judge(
         for bi in range(len(betas))
     }
     keys = episode_order(nqs, len(betas), runs, secret=secret, reverse=reverse)
-    for start in range(0, len(keys), batch):
-        group = keys[start : start + batch]
-        sessions: list[ReplaySession] = []
-        for key in group:
-            si, bi, run, qi = key
-            q = stores[si][qi]
-            order = orders[q.n_branches][run]
-            if leak_masks is not None:
-                if secret is None:
-                    raise ValueError("a leak pass needs the evaluation's secret")
-                q = perturb_question(q, order, leak_masks.get(key, ()), seed=perturbation_seed(secret, key))
-            sessions.append(ReplaySession(q, order, record=run in trace_runs))
-        answers = _play_batch(chan, group, sessions, betas, on_episode)
-        for key, session, answer in zip(group, sessions, answers, strict=True):
-            si, bi, run, qi = key
-            cell = cells[(si, bi)]
-            ri = run_index[run]
-            cell.answers[ri][qi] = answer
-            cell.cost[ri][qi] = session.cost
-            cell.seq[ri][qi] = session.sequential_tokens
-            if run in trace_runs:
-                cell.traces.append(_trace_record(session, run, qi, answer, events_cap, full=leak_masks is None))
+
+    def start(key: EpisodeKey) -> ReplaySession:
+        si, _bi, run, qi = key
+        q = stores[si][qi]
+        order = orders[q.n_branches][run]
+        if leak_masks is not None:
+            if secret is None:
+                raise ValueError("a leak pass needs the evaluation's secret")
+            q = perturb_question(q, order, leak_masks.get(key, ()), seed=perturbation_seed(secret, key))
+        return ReplaySession(q, order, record=run in trace_runs)
+
+    def finish(key: EpisodeKey, session: ReplaySession, answer: str | None) -> None:
+        si, bi, run, qi = key
+        cell = cells[(si, bi)]
+        ri = run_index[run]
+        cell.answers[ri][qi] = answer
+        cell.cost[ri][qi] = session.cost
+        cell.seq[ri][qi] = session.sequential_tokens
+        if run in trace_runs:
+            cell.traces.append(_trace_record(session, run, qi, answer, events_cap, full=leak_masks is None))
+
+    _play(chan, keys, start, finish, betas, on_episode, batch)
     chan.send(b"q")
     out_cells = []
     for (si, bi), cell in sorted(cells.items()):
@@ -203,47 +226,121 @@ def _play_batch(
     betas: Sequence[float | None],
     on_episode: Callable[[Mapping[str, Any]], None] | None,
 ) -> list[str | None]:
-    """Run several episodes at once: one frame carries every waiting episode's request, one frame the replies."""
-    chan.send(encode_batch([(betas[k[1]], s.n_total, s.delta) for k, s in zip(group, sessions, strict=True)]))
-    answers: list[str | None] = [None] * len(group)
-    remaining = set(range(len(group)))
+    """Play the given sessions side by side (all at once); return their answers."""
+    by_key = dict(zip(group, sessions, strict=True))
+    answers: dict[EpisodeKey, str | None] = {}
+    _play(
+        chan,
+        list(group),
+        by_key.__getitem__,
+        lambda key, _s, answer: answers.__setitem__(key, answer),
+        betas,
+        on_episode,
+        max(1, len(group)),
+    )
+    return [answers[k] for k in group]
+
+
+def _play(
+    chan: Channel,
+    keys: Sequence[EpisodeKey],
+    start: Callable[[EpisodeKey], ReplaySession],
+    finish: Callable[[EpisodeKey, ReplaySession, str | None], None],
+    betas: Sequence[float | None],
+    on_episode: Callable[[Mapping[str, Any]], None] | None,
+    window: int,
+) -> None:
+    """Play ``keys`` in order, ``window`` episodes side by side, over step frames (:mod:`autotts.env.wire`).
+
+    A step frame carries a request of each episode the candidate resumed, and the answers
+    of those that ended. The judge answers *every* frame, in order: the replies to its
+    requests, plus new episodes (β, branches, Δ) started in the slots that answers freed
+    — so the window stays full until the keys run out, and the candidate may keep several
+    frames in flight. After the reply to the frame that holds the last answer the
+    candidate sends nothing more.
+    """
+    n0 = min(window, len(keys))
+    if not n0:
+        return
+    live: list[ReplaySession | None] = [start(k) for k in keys[:n0]]
+    live_keys: list[EpisodeKey] = list(keys[:n0])
+    nxt = n0
+    running = n0
+    chan.send(encode_batch([(betas[k[1]], s.n_total, s.delta) for k, s in zip(live_keys, live, strict=True) if s]))
+    where = live_keys[0]
     while True:
         if on_episode is not None:
-            on_episode(_where(group[min(remaining)], betas))
+            on_episode(_where(where, betas))
         frame = chan.recv()
-        if frame[:1] != b"M":
-            if frame[:1] == b"E":
-                raise _failure(frame, _where(group[min(remaining)], betas))
-            raise ProtocolError(f"expected a multiplexed frame, got {frame[:1]!r}")
+        if frame[:1] == b"E":
+            raise _failure(frame, _where(where, betas))
         try:
-            items = decode_mux(frame[1:])
-        except (ValueError, struct.error) as exc:
+            slots, ops, args, payload = decode_requests(frame)
+        except ValueError as exc:
             raise ProtocolError(f"malformed frame: {exc}") from None
-        replies: list[tuple[int, bytes]] = []
-        for slot, body in items:
-            if slot not in remaining:
+        if not slots:
+            raise ProtocolError("an empty frame while episodes are still running")
+        reveals: list[Reveal] = []
+        exceptions: list[tuple[int, int, int, str]] = []
+        freed: list[int] = []
+        k = 0  # replies so far
+        pos = 0  # payload consumed so far
+        for slot, op, arg in zip(slots, ops, args, strict=True):
+            try:
+                session = live[slot]
+            except IndexError:
+                session = None
+            if session is None:
                 raise ProtocolError(f"request for episode slot {slot}, which is not running")
-            tag = body[:1]
-            if tag == b"A":
-                answers[slot] = _answer(body)
-                remaining.discard(slot)
-            elif tag == b"E":
-                raise _failure(body, _where(group[slot], betas))
-            else:
-                replies.append((slot, _serve(sessions[slot], body)))
-        if not remaining:
-            if replies:
-                raise ProtocolError("requests after every episode of the batch had answered")
-            return answers
-        if not replies:
-            raise ProtocolError("a frame without requests while episodes are still running")
-        chan.send(encode_mux(replies))
+            if op == OP_ADVANCE:  # the hot path, inlined
+                try:
+                    reveals.append(session.advance(arg))
+                except IllegalActionError as exc:
+                    exceptions.append((k, ST_ILLEGAL, 0, str(exc)))
+                k += 1
+                continue
+            data = b""
+            if op == OP_NOTE or op == OP_ANSWER or op == OP_FAIL or op == OP_MANY:
+                size = 4 * arg if op == OP_MANY else max(arg, 0)
+                if arg < -1 or (arg == -1 and op != OP_ANSWER) or pos + size > len(payload):
+                    raise ProtocolError(f"malformed request {bytes((op,))!r}: bad payload size {arg}")
+                data = payload[pos : pos + size]
+                pos += size
+            if op == OP_ANSWER:
+                finish(live_keys[slot], session, None if arg < 0 else _answer_text(data))
+                live[slot] = None
+                running -= 1
+                freed.append(slot)
+                continue
+            if op == OP_FAIL:
+                raise _failure(b"E" + data, _where(live_keys[slot], betas))
+            _serve(session, op, arg, data, k, reveals, exceptions)
+            k += 1
+        if pos != len(payload):
+            raise ProtocolError("malformed frame: trailing payload bytes")
+        starts: list[tuple[int, float | None, int, int]] = []
+        for slot in freed:
+            if nxt >= len(keys):
+                break
+            key = keys[nxt]
+            nxt += 1
+            fresh = start(key)
+            live[slot] = fresh
+            live_keys[slot] = key
+            running += 1
+            starts.append((slot, betas[key[1]], fresh.n_total, fresh.delta))
+        chan.send(encode_replies(k, reveals, exceptions, starts))
+        if not running:
+            return
+        first = slots[0]
+        if live[first] is not None:
+            where = live_keys[first]
+        elif starts:
+            where = live_keys[starts[0][0]]
 
 
-def _answer(body: bytes) -> str | None:
-    if body[1:2] == b"\x00":
-        return None
-    text = body[2:].decode("utf-8", "replace")
+def _answer_text(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
     return text if len(text) <= _MAX_ANSWER_CHARS else text[:_MAX_ANSWER_CHARS] + "\u2026"
 
 
@@ -263,41 +360,52 @@ def _failure(body: bytes, where: Mapping[str, Any]) -> CandidateFailure:
     return CandidateFailure(kind, message[-3000:], dict(where))
 
 
-def _serve(session: ReplaySession, body: bytes) -> bytes:
-    """Apply one action request to the judge's session and return the reply."""
-    tag = body[:1]
+def _serve(
+    session: ReplaySession,
+    op: int,
+    arg: int,
+    data: bytes,
+    k: int,
+    reveals: list[Reveal],
+    exceptions: list[tuple[int, int, int, str]],
+) -> None:
+    """Apply one request other than ``advance`` to the judge's session; add its reply (number ``k``)."""
     try:
-        if tag == b"a":
-            (b,) = _I32.unpack(body[1:])
-            r = session.advance(b)
-            return encode_reveals(((r.branch, r.answer, r.finished, r.cost),))
-        if tag == b"m":
-            done: list[tuple[int, str, bool, int]] = []
+        if op == OP_OPEN or op == OP_READ:
+            got = session.open() if op == OP_OPEN else session.read()
+            if got is None:
+                exceptions.append((k, ST_EXHAUSTED, 0, ""))
+            else:
+                reveals.append(got)
+            return
+        if op == OP_MANY:
+            done = 0
             illegal = ""
-            for b in decode_branches(body[1:]):
+            ids = array("i", data)
+            if _SWAP:
+                ids.byteswap()
+            for b in ids:
                 try:
-                    r = session.advance(b)
+                    reveals.append(session.advance(b))
                 except IllegalActionError as exc:
                     illegal = str(exc)
                     break
-                done.append((r.branch, r.answer, r.finished, r.cost))
-            return encode_reveals(done, illegal)
-        if tag == b"o" or tag == b"r":
-            got = session.open() if tag == b"o" else session.read()
-            return b"0" if got is None else encode_reveals(((got.branch, got.answer, got.finished, got.cost),))
-        if tag == b"p":
-            (b,) = _I32.unpack(body[1:])
-            session.prune(b)
-            return b"k"
-        if tag == b"n":
+                done += 1
+            exceptions.append((k, ST_REVEALS, done, illegal))
+            return
+        if op == OP_PRUNE:
+            session.prune(arg)
+            exceptions.append((k, ST_DONE, 0, ""))
+            return
+        if op == OP_NOTE:
             if len(session.notes) < _MAX_NOTES:
-                session.note(body[1 : 1 + 4 * _MAX_NOTE_CHARS].decode("utf-8", "replace")[:_MAX_NOTE_CHARS])
-            return b"k"
+                session.note(data[: 4 * _MAX_NOTE_CHARS].decode("utf-8", "replace")[:_MAX_NOTE_CHARS])
+            exceptions.append((k, ST_DONE, 0, ""))
+            return
     except IllegalActionError as exc:
-        return b"x" + str(exc).encode("utf-8")
-    except (struct.error, ValueError) as exc:
-        raise ProtocolError(f"malformed request {tag!r}: {exc}") from None
-    raise ProtocolError(f"unknown request {tag!r}")
+        exceptions.append((k, ST_ILLEGAL, 0, str(exc)))
+        return
+    raise ProtocolError(f"unknown request {bytes((op,))!r}")
 
 
 def _trace_record(

@@ -3,37 +3,18 @@
 An untrusted controller (a discovery candidate) runs in a process of its own. A trusted
 *judge* owns the question's data, the branch order and the accounting; every action of the
 controller (:meth:`JudgedSession.open`, ``advance``, ``advance_many``, ``read``, ``prune``,
-``note`` and the AutoTTS compatibility names) is one request over a pipe, answered with
+``note`` and the AutoTTS compatibility names) is one request to the judge, answered with
 exactly what the action reveals — branch id, answer, finished, charge — and nothing else.
 Read-only state (``cost``, ``alive()``, ``depth(i)``, ``branches``, ``trace``, …) is kept
 here from what was revealed, so it costs no round trip and can hold nothing hidden.
-``advance_many`` is a single request.
+``advance_many`` is a single request (per 1,024 ids).
 
-The wire format is small and binary (little-endian): a frame is ``u32 length`` + body,
-the body's first byte names the message.
-
-========  ==================  ==========================================================
-from      message             body after the tag
-========  ==================  ==========================================================
-child     ``o`` open          —
-child     ``r`` read          —
-child     ``a`` advance       ``i32 branch``
-child     ``m`` advance_many  ``u32 n`` + ``n × i32``
-child     ``p`` prune         ``i32 branch``
-child     ``n`` note          UTF-8 text
-child     ``A`` answer        ``u8 has_answer`` + UTF-8 text
-child     ``E`` failure       UTF-8 JSON ``{"kind", "message"}``
-child     ``S`` settings      UTF-8 text (``repr(schedule(beta))``)
-child     ``R`` ready         UTF-8 isolation note
-judge     ``e`` episode       ``f64 beta`` (NaN: none) + ``u32 n_total`` + ``u32 delta``
-judge     ``v`` reveals       ``u16 n`` + n × (``i32 branch, u8 finished, u32 charge,
-                              u16 len`` + answer) + optional ``x`` + illegal-action message
-judge     ``0`` exhausted     — (``open``/``read`` with no branch left)
-judge     ``x`` illegal       UTF-8 message
-judge     ``k`` done          — (prune, note)
-judge     ``s`` settings?     ``f64 beta``
-judge     ``q`` quit          —
-========  ==================  ==========================================================
+The session talks to a *link*: a callable taking a :data:`~autotts.env.wire.Request` and
+returning the judge's :data:`~autotts.env.wire.Reply`. In the candidate process the link
+is the switch into the dispatcher greenlet, which gathers the requests of every running
+episode into one step frame (:mod:`autotts.env.wire`); the request of ``advance(i)`` is
+the bare ``int`` ``i`` and its reply the :class:`Reveal` itself, so the hot path builds
+no message objects of its own.
 
 The judge validates every request against its own session; the local checks here only give
 the same error messages without a round trip.
@@ -41,176 +22,34 @@ the same error messages without a round trip.
 
 from __future__ import annotations
 
-import os
-import struct
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+from array import array
+from collections.abc import Callable, Iterable
 
 from autotts.env.session import ACTION_NAMES, ADVANCE, OPEN, PRUNE, READ, BranchView, Reveal, TraceEvent
+from autotts.env.wire import (
+    MAX_FRAME,
+    OP_MANY,
+    OP_NOTE,
+    OP_OPEN,
+    OP_PRUNE,
+    OP_READ,
+    ST_DONE,
+    Channel,
+    ChannelClosed,
+    Reply,
+    Request,
+)
 from autotts.errors import IllegalActionError, StoreExhaustedError
 
-_LEN = struct.Struct("<I")
-_I32 = struct.Struct("<i")
-_REVEAL = struct.Struct("<iBIH")
-_EPISODE = struct.Struct("<dII")
-_COUNT = struct.Struct("<H")
-_MAX_I32 = 2**31 - 1
-#: Largest frame either side accepts; anything bigger is a protocol violation.
-MAX_FRAME = 1 << 24
+__all__ = ["MAX_FRAME", "Channel", "ChannelClosed", "JudgedSession", "Link"]
+
 _MANY_CHUNK = 1024
 _new_tuple = tuple.__new__
+_OPEN_REQ: Request = (OP_OPEN, 0, b"")
+_READ_REQ: Request = (OP_READ, 0, b"")
 
-
-class ChannelClosed(EOFError):
-    """The other side of the channel went away (or sent a malformed frame)."""
-
-
-class Channel:
-    """Framed messages over a pair of pipe descriptors (blocking, one request at a time)."""
-
-    __slots__ = ("_buf", "_rfd", "_wfd")
-
-    def __init__(self, rfd: int, wfd: int) -> None:
-        self._rfd = rfd
-        self._wfd = wfd
-        self._buf = b""
-
-    def send(self, body: bytes) -> None:
-        """Write one frame."""
-        data = _LEN.pack(len(body)) + body
-        view = memoryview(data)
-        while view:
-            n = os.write(self._wfd, view)
-            view = view[n:]
-
-    def recv(self) -> bytes:
-        """Read one frame; :class:`ChannelClosed` at end of file or on an oversized frame."""
-        buf = self._buf
-        while len(buf) < 4:
-            chunk = os.read(self._rfd, 1 << 16)
-            if not chunk:
-                raise ChannelClosed("channel closed")
-            buf += chunk
-        (n,) = _LEN.unpack_from(buf)
-        if n > MAX_FRAME:
-            raise ChannelClosed(f"frame of {n} bytes exceeds the limit of {MAX_FRAME}")
-        end = 4 + n
-        while len(buf) < end:
-            chunk = os.read(self._rfd, max(1 << 16, end - len(buf)))
-            if not chunk:
-                raise ChannelClosed("channel closed in the middle of a frame")
-            buf += chunk
-        self._buf = buf[end:]
-        return buf[4:end]
-
-    def request(self, body: bytes) -> bytes:
-        """Send one frame and wait for the reply."""
-        self.send(body)
-        return self.recv()
-
-
-def encode_reveals(reveals: Iterable[tuple[int, str, bool, int]], illegal: str = "") -> bytes:
-    """The judge's ``v`` reply: reveals in order, then an illegal-action message if one stopped them."""
-    parts = [b"v", b""]
-    n = 0
-    for branch, answer, finished, charge in reveals:
-        raw = answer.encode("utf-8")[:65535]
-        parts.append(_REVEAL.pack(branch, 1 if finished else 0, charge, len(raw)))
-        parts.append(raw)
-        n += 1
-    parts[1] = _COUNT.pack(n)
-    if illegal:
-        parts.append(b"x" + illegal.encode("utf-8"))
-    return b"".join(parts)
-
-
-def decode_reveals(body: bytes) -> tuple[list[tuple[int, str, bool, int]], str]:
-    """Inverse of :func:`encode_reveals` (body without the leading ``v``)."""
-    (n,) = _COUNT.unpack_from(body, 0)
-    pos = 2
-    out = []
-    for _ in range(n):
-        branch, finished, charge, ln = _REVEAL.unpack_from(body, pos)
-        pos += _REVEAL.size
-        out.append((branch, body[pos : pos + ln].decode("utf-8", "replace"), bool(finished), charge))
-        pos += ln
-    illegal = body[pos + 1 :].decode("utf-8", "replace") if pos < len(body) and body[pos : pos + 1] == b"x" else ""
-    return out, illegal
-
-
-def encode_episode(beta: float | None, n_total: int, delta: int) -> bytes:
-    """The judge's ``e`` message starting an episode."""
-    return b"e" + _EPISODE.pack(float("nan") if beta is None else float(beta), n_total, delta)
-
-
-def decode_episode(body: bytes) -> tuple[float | None, int, int]:
-    """Inverse of :func:`encode_episode` (body without the leading ``e``)."""
-    beta, n_total, delta = _EPISODE.unpack(body)
-    return (None if beta != beta else beta), n_total, delta
-
-
-def encode_advance_many(branches: list[int]) -> bytes:
-    """The child's ``m`` request."""
-    return b"m" + _LEN.pack(len(branches)) + struct.pack(f"<{len(branches)}i", *branches)
-
-
-def decode_branches(body: bytes) -> list[int]:
-    """Branch ids of an ``m`` request (body without the ``m``)."""
-    (n,) = _LEN.unpack_from(body, 0)
-    if len(body) != 4 + 4 * n:
-        raise ValueError("malformed advance_many request")
-    return list(struct.unpack_from(f"<{n}i", body, 4))
-
-
-class Requester(Protocol):
-    """Anything that sends one request to the judge and returns its reply."""
-
-    def request(self, body: bytes) -> bytes:
-        """One round trip."""
-        ...
-
-
-_MUX = struct.Struct("<HI")
-
-
-def encode_mux(items: Sequence[tuple[int, bytes]]) -> bytes:
-    """``M`` frame: several episodes' messages at once, ``u16 n`` + n × (``u16 slot, u32 len`` + body)."""
-    parts = [b"M", _COUNT.pack(len(items))]
-    for slot, body in items:
-        parts.append(_MUX.pack(slot, len(body)))
-        parts.append(body)
-    return b"".join(parts)
-
-
-def decode_mux(body: bytes) -> list[tuple[int, bytes]]:
-    """Inverse of :func:`encode_mux` (body without the leading ``M``)."""
-    (n,) = _COUNT.unpack_from(body, 0)
-    pos = 2
-    out = []
-    for _ in range(n):
-        slot, ln = _MUX.unpack_from(body, pos)
-        pos += _MUX.size
-        if pos + ln > len(body):
-            raise ValueError("truncated multiplexed frame")
-        out.append((slot, body[pos : pos + ln]))
-        pos += ln
-    if pos != len(body):
-        raise ValueError("trailing bytes in a multiplexed frame")
-    return out
-
-
-def encode_batch(episodes: Sequence[tuple[float | None, int, int]]) -> bytes:
-    """``b`` frame: start several episodes at once (slot = position), each ``f64 β, u32 n_total, u32 Δ``."""
-    return b"b" + _COUNT.pack(len(episodes)) + b"".join(encode_episode(*e)[1:] for e in episodes)
-
-
-def decode_batch(body: bytes) -> list[tuple[float | None, int, int]]:
-    """Inverse of :func:`encode_batch` (body without the leading ``b``)."""
-    (n,) = _COUNT.unpack_from(body, 0)
-    size = _EPISODE.size
-    if len(body) != 2 + n * size:
-        raise ValueError("malformed batch")
-    return [decode_episode(body[2 + i * size : 2 + (i + 1) * size]) for i in range(n)]
+#: What a session sends its requests through (see the module docstring).
+Link = Callable[[Request], Reply]
 
 
 class JudgedSession:
@@ -224,11 +63,11 @@ class JudgedSession:
 
     __slots__ = (
         "_answers",
-        "_chan",
         "_cost",
         "_delta",
         "_depth",
         "_events",
+        "_link",
         "_n_open",
         "_n_total",
         "_notes",
@@ -236,8 +75,8 @@ class JudgedSession:
         "_tokens",
     )
 
-    def __init__(self, channel: Requester, n_total: int, delta: int) -> None:
-        self._chan = channel
+    def __init__(self, link: Link, n_total: int, delta: int) -> None:
+        self._link = link
         self._n_total = n_total
         self._delta = delta
         self._n_open = 0
@@ -246,11 +85,14 @@ class JudgedSession:
         self._answers: list[str] = []
         self._tokens: list[int] = []
         self._cost = 0
-        self._events: list[tuple[int, int, int, str | None, int, int]] = []
+        # ADVANCE events are kept as their Reveal (no new object on the hot path), the others
+        # as ``(action, branch, depth, answer, charge, total)``; :attr:`trace` expands both.
+        self._events: list[Reveal | tuple[int, int, int, str | None, int, int]] = []
         self._notes: list[tuple[int, str]] = []
 
     # ------------------------------------------------------------------ actions
-    def _apply(self, action: int, branch: int, answer: str, finished: bool, charge: int) -> Reveal:
+    def _apply(self, action: int, reveal: Reveal) -> Reveal:
+        branch, answer, finished, charge = reveal
         if action != ADVANCE:
             self._n_open += 1
             self._depth.append(0)
@@ -267,36 +109,48 @@ class JudgedSession:
         self._tokens[branch] += charge
         self._cost += charge
         self._events.append((action, branch, self._depth[branch] if action != READ else 0, answer, charge, self._cost))
-        return _new_tuple(Reveal, (branch, answer, finished, charge))
+        return reveal
 
-    def _fresh(self, tag: bytes, action: int) -> Reveal | None:
+    def _fresh(self, request: Request, action: int) -> Reveal | None:
         if self._n_open >= self._n_total:
             return None
-        reply = self._chan.request(tag)
-        if reply[:1] == b"0":
+        reply = self._link(request)
+        if reply is None:
             return None
-        reveals, illegal = self._reveals(reply)
-        if illegal or len(reveals) != 1:
-            raise IllegalActionError(illegal or "the judge refused the action", state=self.describe())
-        branch, answer, finished, charge = reveals[0]
-        return self._apply(action, branch, answer, finished, charge)
+        if type(reply) is not Reveal:
+            raise IllegalActionError(_refusal(reply), state=self.describe())
+        return self._apply(action, reply)
 
     def open(self) -> Reveal | None:
         """Open the next branch in this run's order and advance it once (None when none is left)."""
-        return self._fresh(b"o", OPEN)
+        return self._fresh(_OPEN_REQ, OPEN)
 
     def read(self) -> Reveal | None:
         """Full-read the next fresh branch: its final answer at its full length (None when none is left)."""
-        return self._fresh(b"r", READ)
+        return self._fresh(_READ_REQ, READ)
 
     def advance(self, branch: int) -> Reveal:
         """Advance an opened, live branch by one interval and reveal its latest answer."""
-        self._check_advance(branch)
-        reveals, illegal = self._reveals(self._chan.request(b"a" + _I32.pack(branch)))
-        if illegal or len(reveals) != 1:
-            raise IllegalActionError(illegal or "the judge refused the action", action=("advance", branch))
-        b, answer, finished, charge = reveals[0]
-        return self._apply(ADVANCE, b, answer, finished, charge)
+        state = self._state
+        if type(branch) is not int or not 0 <= branch < self._n_open or state[branch]:
+            self._check_advance(branch)  # raises, unless an int subclass names a live branch
+            branch = int(branch)
+        reply = self._link(branch)
+        if type(reply) is not Reveal:
+            raise IllegalActionError(_refusal(reply), action=("advance", branch))
+        # Inlined _apply(ADVANCE, reply): this is the hot path of every controller.
+        b, answer, finished, charge = reply
+        depth = self._depth
+        if finished:
+            state[b] = 1
+        else:
+            depth[b] += 1
+        self._answers[b] = answer
+        self._tokens[b] += charge
+        cost = self._cost + charge
+        self._cost = cost
+        self._events.append(reply)
+        return reply
 
     def advance_many(self, branches: Iterable[int]) -> list[Reveal]:
         """Advance several branches once each, in the given order — one request per 1,024 branches."""
@@ -312,15 +166,16 @@ class JudgedSession:
             except IllegalActionError as exc:
                 error = exc
                 break
-            legal.append(b)
+            legal.append(int(b))
             state[b] = -1  # may finish; the judge decides, a repeat is checked by it
         out: list[Reveal] = []
         # At most _MANY_CHUNK ids per request, so that no frame outgrows MAX_FRAME.
         for start in range(0, len(legal), _MANY_CHUNK):
             chunk = legal[start : start + _MANY_CHUNK]
-            reveals, illegal = self._reveals(self._chan.request(encode_advance_many(chunk)))
-            for b, answer, finished, charge in reveals:
-                out.append(self._apply(ADVANCE, b, answer, finished, charge))
+            reply = self._link((OP_MANY, len(chunk), array("i", chunk).tobytes()))
+            reveals, illegal = _reveals(reply)
+            for r in reveals:
+                out.append(self._apply(ADVANCE, r))
             if illegal:
                 at = chunk[len(reveals)] if len(reveals) < len(chunk) else None
                 raise IllegalActionError(illegal, action=("advance", at))
@@ -342,28 +197,20 @@ class JudgedSession:
             raise IllegalActionError(
                 f"PRUNE({branch}) is illegal: the branch is {why}", action=("prune", branch), state=self.describe()
             )
-        reply = self._chan.request(b"p" + _I32.pack(branch))
-        if reply[:1] != b"k":
-            raise IllegalActionError(reply[1:].decode("utf-8", "replace"), action=("prune", branch))
+        reply = self._link((OP_PRUNE, int(branch), b""))
+        if reply is None or isinstance(reply, Reveal) or reply[0] != ST_DONE:
+            raise IllegalActionError(_refusal(reply), action=("prune", branch))
         self._state[branch] = 2
         self._events.append((PRUNE, branch, self._depth[branch], None, 0, self._cost))
 
     def note(self, text: str) -> None:
         """Attach a remark of the controller's own to the execution trace (the judge records it)."""
         text = str(text)
-        self._chan.request(b"n" + text.encode("utf-8", "replace")[:4000])
+        raw = text.encode("utf-8", "replace")[:4000]
+        self._link((OP_NOTE, len(raw), raw))
         self._notes.append((len(self._events), text))
 
     # ---------------------------------------------------------------- internals
-    @staticmethod
-    def _reveals(reply: bytes) -> tuple[list[tuple[int, str, bool, int]], str]:
-        tag = reply[:1]
-        if tag == b"v":
-            return decode_reveals(reply[1:])
-        if tag == b"x":
-            return [], reply[1:].decode("utf-8", "replace")
-        raise ChannelClosed(f"unexpected reply {tag!r} from the judge")
-
     def _check_advance(self, branch: int, state: list[int] | None = None) -> None:
         state = self._state if state is None else state
         if not isinstance(branch, int) or isinstance(branch, bool):
@@ -460,10 +307,22 @@ class JudgedSession:
     @property
     def trace(self) -> tuple[TraceEvent, ...]:
         """The actions of this episode as seen from here (the judge records its own copy)."""
-        return tuple(
-            _new_tuple(TraceEvent, (step, ACTION_NAMES[a], i, depth, answer, charge, total))
-            for step, (a, i, depth, answer, charge, total) in enumerate(self._events)
-        )
+        out = []
+        depth: dict[int, int] = {}
+        total = 0
+        for step, e in enumerate(self._events):
+            if isinstance(e, Reveal):
+                b, answer, finished, charge = e
+                d = depth.get(b, 0) + (0 if finished else 1)
+                depth[b] = d
+                total += charge
+                out.append(_new_tuple(TraceEvent, (step, "advance", b, d, answer, charge, total)))
+            else:
+                a, b, d, ans, charge, total = e
+                if a != READ:
+                    depth[b] = d
+                out.append(_new_tuple(TraceEvent, (step, ACTION_NAMES[a], b, d, ans, charge, total)))
+        return tuple(out)
 
     @property
     def notes(self) -> tuple[tuple[int, str], ...]:
@@ -501,3 +360,20 @@ class JudgedSession:
     def get_seq_and_total_tokens(self) -> tuple[int, int]:
         """``(sequential tokens, total tokens)`` spent so far."""
         return self.sequential_tokens, self._cost
+
+
+def _reveals(reply: Reply) -> tuple[list[Reveal], str]:
+    """Reveals and illegal-action message of a reply to ``advance_many``."""
+    if isinstance(reply, Reveal):
+        return [reply], ""
+    if reply is not None:
+        _status, reveals, message = reply
+        return reveals, message
+    raise ChannelClosed(f"unexpected reply {reply!r} from the judge")
+
+
+def _refusal(reply: Reply) -> str:
+    """The judge's message for a refused action."""
+    if reply is not None and not isinstance(reply, Reveal) and reply[2]:
+        return reply[2]
+    return "the judge refused the action"
