@@ -277,35 +277,85 @@ return majority_of(answers)
     header="import time\n",
 )
 
-# 6. gc walks, reached through the harness's globals (``sys.modules``): every object in memory.
-GC_WALK = attacker(
-    f"""
-def gc_finals(session):
-    us = {_DUNDER}
+# 6. Heap walks. ``gc.get_objects()`` and friends are refused by the audit hook (that is
+#    what ``GC_WALK`` meets); ``GC_REACH`` walks the heap without ``gc``: from every harness
+#    frame's globals and locals and from ``sys.modules``, through containers and instance
+#    dictionaries. It crashes on purpose with what it saw, so that a test can check the walk
+#    really ran and found no replay object (run below the static checks, which refuse
+#    ``.getattr``).
+_GC_HELPERS = """
+def harness_frames():
     me = []
 
     def walk():
         f = me[0].gi_frame.f_back
-        mods = None
+        out = []
         while f is not None:
-            s = f.f_globals.get("sys")
-            real = f.f_globals.get(us + "builtins" + us)
-            if s is not None and isinstance(real, dict):
-                mods = real["getattr"](s, "modules")
+            out.append(f)
             f = f.f_back
-        yield mods
+        yield out
 
     g = walk()
     me.append(g)
-    mods = next(g)
-    gc = mods["gc"]
-    best = None
-    for obj in gc.get_objects():
-        if "ReplayQuestion" in repr(type(obj)) and len(obj.finals) == session.n_total:
-            best = obj
-    if best is None:
-        return None
-    return majority_of([best.vocab[c] for c in best.finals])
+    return next(g)
+
+
+def harness_builtins():
+    real = None
+    for f in harness_frames():
+        real = f.f_globals.get("builtins", real)
+    return real
+
+
+def gc_objects():
+    real = harness_builtins()
+    us = "_" * 2
+    gc = real.getattr(real, us + "import" + us)("gc")
+    return gc.get_objects()
+
+
+def heap_walk(limit):
+    real = harness_builtins()
+    us = "_" * 2
+    stack = []
+    for f in harness_frames():
+        stack.append(f.f_globals)
+        stack.append(f.f_locals)
+        s = f.f_globals.get("sys")
+        if s is not None:
+            stack.append(real.getattr(s, "modules"))
+    seen = set()
+    found = []
+    while stack and len(seen) < limit:
+        o = stack.pop()
+        if real.id(o) in seen:
+            continue
+        seen.add(real.id(o))
+        if "Replay" in real.repr(real.type(o)):
+            found.append(o)
+        if real.isinstance(o, dict):
+            stack.extend(o.keys())
+            stack.extend(o.values())
+        elif real.isinstance(o, (list, tuple, set, frozenset)):
+            stack.extend(o)
+        else:
+            d = real.getattr(o, us + "dict" + us, None)
+            if real.isinstance(d, dict):
+                stack.append(d)
+    return len(seen), found
+"""
+
+GC_WALK = attacker(
+    _GC_HELPERS
+    + """
+
+def gc_finals(session):
+    real = harness_builtins()
+    for obj in gc_objects():
+        finals = real.getattr(obj, "finals", None)
+        if "Replay" in real.repr(real.type(obj)) and finals is not None and len(finals) == session.n_total:
+            return majority_of([obj.vocab[c] for c in finals])
+    return None
 """,
     """
 try:
@@ -315,6 +365,21 @@ except Exception:
 if a is not None:
     return a
 return honest(session, self.beta)
+""",
+)
+
+GC_REACH = attacker(
+    _GC_HELPERS,
+    """
+try:
+    gc_objects()
+    gc_note = "gc walk allowed"
+except Exception as exc:
+    gc_note = "gc refused: " + str(exc)
+n, found = heap_walk(300000)
+names = sorted({repr(type(o)) for o in found})
+summary = "; heap walk: " + str(n) + " objects; replay objects: " + str(len(found)) + " " + str(names)
+raise RuntimeError(gc_note + summary)
 """,
 )
 

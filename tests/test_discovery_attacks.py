@@ -8,6 +8,8 @@ measured for the actions taken, not numbers the candidate could touch.
 
 from __future__ import annotations
 
+import builtins
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import pytest
 
 from autotts.discovery.evaluate import EvalContext, Evaluation, evaluate_candidate
 from autotts.discovery.records import CurvePoint, Status
-from autotts.discovery.sandbox import SandboxLimits
+from autotts.discovery.sandbox import SandboxJob, SandboxLimits, StorePayload, orders_for, run_sandbox
 from autotts.env.session import ReplaySession
 from autotts.evaluation.protocols import Protocol
 from autotts.evaluation.results import grade, summarize
@@ -76,7 +78,6 @@ def test_the_honest_base_is_not_free() -> None:
         "COST_PATCH",
         "METHOD_PATCH",
         "SELF_PARAM",
-        "GC_WALK",
         "TIME_IMPORT",
     ],
 )
@@ -138,6 +139,19 @@ def test_process_dependent_choices_are_caught_or_stable(name: str) -> None:
         assert again.status is Status.OK and again.curves == ev.curves
 
 
+def below_checks(code: str) -> Any:
+    """Run ``code`` in the judged sandbox without the static checks: what the kernel and judge hold."""
+    payload = [StorePayload(STORE.name, tuple(STORE.replay))]
+    orders = orders_for(payload, [0, 1], Protocol().order)
+    return run_sandbox(SandboxJob(code, "Controller", payload, [0.0, 1.0], [0, 1], orders), LIMITS)
+
+
+def judged(code: str) -> dict[str, Any]:
+    out = below_checks(code)
+    assert out.kind == "ok" and out.data is not None, (out.kind, out.message)
+    return out.data
+
+
 def test_forging_requests_on_the_session_link_gains_nothing() -> None:
     """The link to the judge, reached past the static checks: a forged early answer is just an answer.
 
@@ -146,15 +160,6 @@ def test_forging_requests_on_the_session_link_gains_nothing() -> None:
     without acting. Run below the static checks (which refuse ``.getattr``), so the forgery
     really reaches the judge.
     """
-    from autotts.discovery.sandbox import SandboxJob, StorePayload, orders_for, run_sandbox
-
-    payload = [StorePayload(STORE.name, tuple(STORE.replay))]
-    orders = orders_for(payload, [0, 1], Protocol().order)
-
-    def judged(code: str) -> dict[str, Any]:
-        out = run_sandbox(SandboxJob(code, "Controller", payload, [0.0, 1.0], [0, 1], orders), LIMITS)
-        assert out.kind == "ok" and out.data is not None, (out.kind, out.message)
-        return out.data
 
     assert evaluate_candidate(atk.LINK_FORGE, ctx()).status in FAILED
     forged = judged(atk.LINK_FORGE)
@@ -165,3 +170,33 @@ def test_forging_requests_on_the_session_link_gains_nothing() -> None:
             assert cell["answers"] == [["0"] * len(STORE.replay)] * 2
             assert cell["cost"] == [[0] * len(STORE.replay)] * 2
     assert forged["cells"] == guess["cells"] != honest_run["cells"]
+
+
+def test_a_gc_walk_finds_no_replay_data_in_the_candidate_process() -> None:
+    """Heap walks past the static checks (which refuse ``.getattr``): the heap holds no replay data.
+
+    ``GC_REACH`` crashes on purpose with what its walk saw: it must have walked a real heap
+    (thousands of objects) holding no replay object. ``GC_WALK`` — the same walk looking for
+    a question's finals — then plays exactly the honest controller. The control below shows
+    that the very same walk reports replay objects where they exist.
+    """
+    assert evaluate_candidate(atk.GC_WALK, ctx()).status in FAILED
+    out = below_checks(atk.GC_REACH)
+    assert out.kind == "error", (out.kind, out.message)
+    assert "gc refused: sandbox: gc.get_objects is not allowed" in out.message, out.message
+    match = re.search(r"heap walk: (\d+) objects; replay objects: (\d+)", out.message)
+    assert match is not None, out.message
+    assert int(match.group(1)) > 1000, out.message
+    assert int(match.group(2)) == 0, out.message
+    assert judged(atk.GC_WALK)["cells"] == judged(atk.HONEST)["cells"]
+
+
+def test_the_gc_walk_sees_replay_data_where_it_exists() -> None:
+    """Control for the test above: in a process that holds a replay session, the walk finds it."""
+    ns: dict[str, Any] = {"builtins": builtins}
+    exec(compile(atk.GC_REACH, "attacker", "exec"), ns)
+    exec("def call():\n    return heap_walk(300000)\n", ns)
+    session = ReplaySession(STORE.replay[0], Protocol().order(STORE.replay[0].n_branches, 0), record=False)
+    n, found = ns["call"]()
+    assert n > 1000
+    assert any(o is session for o in found)
