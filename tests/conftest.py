@@ -32,10 +32,47 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
     print_blob=True,
 )
+# bench/mutation.py runs the selected tests once per mutant, hundreds of times: the
+# ``mutation`` profile keeps them deterministic but caps every property test (including
+# those that ask for more with their own @settings) at MUTATION_EXAMPLES examples. A
+# mutant that survives this profile is re-checked with the full suite before it is
+# reported as a survivor (docs/testing.md, "Mutation score").
+MUTATION_EXAMPLES = 25
+settings.register_profile(
+    "mutation",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=MUTATION_EXAMPLES,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+PROFILES = ("deterministic", "explore", "mutation")
 HYPOTHESIS_PROFILE = os.environ.get("AUTOTTS_HYPOTHESIS", "deterministic")
-if HYPOTHESIS_PROFILE not in ("deterministic", "explore"):
-    raise pytest.UsageError(f"AUTOTTS_HYPOTHESIS must be 'deterministic' or 'explore', got {HYPOTHESIS_PROFILE!r}")
+if HYPOTHESIS_PROFILE not in PROFILES:
+    raise pytest.UsageError(
+        f"AUTOTTS_HYPOTHESIS must be one of {', '.join(repr(p) for p in PROFILES)}, got {HYPOTHESIS_PROFILE!r}"
+    )
 settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under the ``mutation`` profile, cap the examples of tests that set their own count."""
+    if HYPOTHESIS_PROFILE != "mutation":
+        return
+    for item in items:
+        test = getattr(item, "obj", None)
+        if not getattr(test, "is_hypothesis_test", False):
+            continue
+        # @given reads the settings from this attribute when the test runs (hypothesis has
+        # no public hook to override an explicit @settings(max_examples=...)).
+        own = getattr(test, "_hypothesis_internal_use_settings", None)
+        if not isinstance(own, settings):
+            raise pytest.UsageError(f"cannot apply the mutation profile to {item.nodeid}: hypothesis changed")
+        if own.max_examples > MUTATION_EXAMPLES:
+            test._hypothesis_internal_use_settings = settings(
+                own, max_examples=MUTATION_EXAMPLES, derandomize=True, database=None
+            )
 
 
 def shared_store_path(model: str, benchmark: str) -> Path:

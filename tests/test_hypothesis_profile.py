@@ -77,4 +77,44 @@ def test_an_unknown_profile_is_a_usage_error(tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode == 4
-    assert "AUTOTTS_HYPOTHESIS must be 'deterministic' or 'explore'" in proc.stdout + proc.stderr
+    assert "AUTOTTS_HYPOTHESIS must be one of 'deterministic', 'explore', 'mutation'" in proc.stdout + proc.stderr
+
+
+CAPPED = """
+from hypothesis import given, settings, strategies as st
+
+SEEN = []
+
+
+@settings(max_examples=400)
+@given(st.integers())
+def test_draws(x):
+    SEEN.append(x)
+
+
+def test_report():
+    print("DRAWN", len(SEEN), SEEN[:40])
+"""
+
+
+def test_the_mutation_profile_caps_even_explicit_example_counts(tmp_path: Path) -> None:
+    # bench/mutation.py runs the selected tests once per mutant: a test asking for 400
+    # examples must run at most MUTATION_EXAMPLES of them, the same ones every time.
+    (tmp_path / "conftest.py").write_text((REPO / "tests" / "conftest.py").read_text(encoding="utf-8"))
+    (tmp_path / "test_probe.py").write_text(CAPPED)
+    env = {**os.environ, "AUTOTTS_HYPOTHESIS": "mutation"}
+    outputs = []
+    for _ in range(2):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", str(tmp_path)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        outputs.append(next(line for line in proc.stdout.splitlines() if "DRAWN" in line))
+    count = int(outputs[0].split()[1])
+    assert 1 <= count <= 25
+    assert outputs[0] == outputs[1]

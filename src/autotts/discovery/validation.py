@@ -13,7 +13,8 @@ Policy:
 * imports only from :data:`ALLOWED_IMPORTS`;
 * no ``open``/``exec``/``eval``/``compile``/``__import__``/``getattr``-family builtins,
   no dunder names or attributes (``super().__init__`` excepted), no private attributes
-  of objects other than ``self``/``cls``, no file/network attributes of numpy/scipy;
+  of objects other than ``self``/``cls`` (nor private names imported from a module),
+  no file/network attributes of numpy/scipy;
 * no assignment to attributes of imported modules or classes (no monkey-patching of
   the session or the voting helpers);
 * no attribute whose name is an escape hatch (:data:`ESCAPE_ATTRIBUTES`: ``exec``, ``builtins``,
@@ -265,6 +266,9 @@ class _PolicyVisitor(ast.NodeVisitor):
                 self.add(
                     "attribute", f"importing {alias.name!r} from {module!r} is not allowed (file/process access)", node
                 )
+            elif alias.name.startswith("_"):
+                # like '.name' on the module: its private members are not the public API
+                self.add("private", f"importing private name {alias.name!r} from {module!r} is not allowed", node)
             elif alias.name in ESCAPE_ATTRIBUTES or _module_member_problem(module, alias.name):
                 self.add("module", f"importing {alias.name!r} from {module!r} is not allowed: {_MODULE_HINT}", node)
             elif _is_module_path(f"{module}.{alias.name}"):
