@@ -1,0 +1,43 @@
+"""CMC widening on stalled confidence: when it starts and where it stops.
+
+A stalled question (no chain finishes, so the pool is empty and the momentum stays at 0)
+makes CMC widen every step from ``widen_from = warm_up // 2`` until ``max_branches`` chains
+are open; the drawn stores of the kernel comparison rarely stall long enough to reach
+either edge, so both are pinned here.
+"""
+
+from __future__ import annotations
+
+from autotts.controllers.cmc import ConfidenceMomentum
+from autotts.env.session import ReplaySession
+from autotts.store.schema import Branch, Question, intern_question
+
+DELTA = 500
+
+
+def stalled(n: int, depth: int = 60) -> ReplaySession:
+    """``n`` long chains whose probes never repeat: nothing finishes for ``depth`` intervals."""
+    branches = tuple(Branch(tuple(f"a{i}-{t}" for t in range(depth)), DELTA * (depth + 1), f"f{i}") for i in range(n))
+    q = intern_question(Question("q", "text", "f0", DELTA, branches))[0]
+    return ReplaySession(q, tuple(range(n)))
+
+
+def test_widening_stops_exactly_at_max_branches_when_the_last_burst_is_partial() -> None:
+    # β = 0.5: 5 initial chains, bursts of 2, cap 34; 34 - 5 is odd, so the last burst opens 1.
+    cmc = ConfidenceMomentum(0.5)
+    assert (cmc.settings["n_init"], cmc.settings["widen_burst"], cmc.settings["max_branches"]) == (5, 2, 34)
+    s = stalled(40)
+    cmc.solve(s)
+    assert s.n_opened == 34
+
+
+def test_widening_starts_at_half_the_warm_up_rounded_down() -> None:
+    # β = 0.125: warm_up 3, so widening starts at step 3 // 2 = 1 (not 1.5 -> step 2).
+    cmc = ConfidenceMomentum(0.125)
+    assert (cmc.settings["n_init"], cmc.settings["warm_up"], cmc.settings["widen_burst"]) == (3, 3, 1)
+    s = stalled(20)
+    cmc.solve(s)
+    actions = [e.action for e in s.trace]
+    fourth_open = [i for i, a in enumerate(actions) if a == "open"][3]
+    # 3 opens, then steps 0 and 1 advance the 3 chains each; the widening open ends step 1.
+    assert actions[:fourth_open].count("advance") == 6
