@@ -1,4 +1,4 @@
-"""CMC widening on stalled confidence: when it starts and where it stops.
+"""CMC widening on stalled confidence: when it starts, where it stops, how a new chain moves.
 
 A stalled question (no chain finishes, so the pool is empty and the momentum stays at 0)
 makes CMC widen every step from ``widen_from = warm_up // 2`` until ``max_branches`` chains
@@ -41,3 +41,23 @@ def test_widening_starts_at_half_the_warm_up_rounded_down() -> None:
     fourth_open = [i for i, a in enumerate(actions) if a == "open"][3]
     # 3 opens, then steps 0 and 1 advance the 3 chains each; the widening open ends step 1.
     assert actions[:fourth_open].count("advance") == 6
+
+
+def test_a_widened_chain_that_opens_on_the_winner_is_deepened_in_an_aligned_burst() -> None:
+    # β = 0.5 (aligned bursts of 2): chain 0 ends at once with "A", the pool's only answer
+    # (confidence 0.75 < 0.91, one answer < min_complete 4), so the momentum stalls and
+    # CMC widens. Chains 5 and 6 open on "A": their first probe already agrees with the
+    # winner, so on the next (warm) step each is advanced twice before the next one moves.
+    branches = (
+        Branch((), 100, "A"),
+        *(Branch(("X",) * 60, DELTA * 61, "X") for _ in range(4)),
+        *(Branch(("A",) * 60, DELTA * 61, "A") for _ in range(2)),
+    )
+    q = intern_question(Question("q", "text", "A", DELTA, branches))[0]
+    s = ReplaySession(q, tuple(range(len(branches))))
+    assert ConfidenceMomentum(0.5).solve(s) == "A"
+    events = list(s.trace)
+    opens = [e.branch for e in events if e.action == "open"]
+    assert opens[5:7] == [5, 6]
+    first_move_of_6 = next(i for i, e in enumerate(events) if e.action == "advance" and e.branch == 6)
+    assert max(e.depth for e in events[:first_move_of_6] if e.branch == 5) == 3
