@@ -1,9 +1,9 @@
-"""CMC widening on stalled confidence: when it starts, where it stops, how a new chain moves.
+"""CMC loop edges the drawn stores of the kernel comparison rarely reach.
 
 A stalled question (no chain finishes, so the pool is empty and the momentum stays at 0)
 makes CMC widen every step from ``widen_from = warm_up // 2`` until ``max_branches`` chains
-are open; the drawn stores of the kernel comparison rarely stall long enough to reach
-either edge, so both are pinned here.
+are open; a chain opened by widening can agree with the winner at once; and a momentum
+can land on its threshold exactly. Each is pinned here on a hand-built store.
 """
 
 from __future__ import annotations
@@ -61,3 +61,23 @@ def test_a_widened_chain_that_opens_on_the_winner_is_deepened_in_an_aligned_burs
     assert opens[5:7] == [5, 6]
     first_move_of_6 = next(i for i, e in enumerate(events) if e.action == "advance" and e.branch == 6)
     assert max(e.depth for e in events[:first_move_of_6] if e.branch == 5) == 3
+
+
+def test_cmc_stops_when_the_momentum_reaches_the_threshold_exactly() -> None:
+    # β = 0.7292: threshold 0.9375 = beta_confidence(5, 1), and with α = 0.4083 the EMA of a
+    # constant 0.9375 lands on 0.9375 exactly (not just below), so "ema >= threshold" is
+    # decided by the equality. Chain 5 finishes with "A" at depth 10, making the pool
+    # 5 × A, 1 × B; the 50 long chains would cost far more if CMC did not stop there.
+    cmc = ConfidenceMomentum(0.7292)
+    assert (cmc.settings["conf_threshold"], cmc.settings["alpha"], cmc.settings["min_complete"]) == (0.9375, 0.4083, 4)
+    branches = (
+        *(Branch((), 100, "A") for _ in range(4)),
+        Branch((), 100, "B"),
+        Branch(("X",) * 10, DELTA * 11, "A"),
+        *(Branch(("X",) * 300, DELTA * 301, "X") for _ in range(50)),
+    )
+    q = intern_question(Question("q", "text", "A", DELTA, branches))[0]
+    s = ReplaySession(q, tuple(range(len(branches))))
+    assert cmc.solve(s) == "A"
+    assert s.alive(), "CMC read on past the step where the momentum reached its threshold"
+    assert s.cost == 220_000
