@@ -259,3 +259,25 @@ def fast_tables(search: Path, heldout: Path | None, **overrides: dict[str, objec
     for name, table in overrides.items():
         tables[name] = {**tables.get(name, {}), **table}
     return tables
+
+
+ONE_LINE_BODY = """
+class Controller:
+    def __init__(self, beta=1.0):
+        self.beta = beta
+
+    @classmethod
+    def schedule(cls, beta):
+        return {{}}
+
+    def solve(self, session):
+        {line}
+        return None
+"""
+ONE_LINE_AT = 11
+"""The source line of ``{line}`` in :data:`ONE_LINE_BODY` (one more per header line)."""
+
+
+def body(line: str, header: str = "") -> str:
+    """A minimal controller whose ``solve`` runs ``line``: one construct under the static checks."""
+    return header + ONE_LINE_BODY.format(line=line)

@@ -10,25 +10,7 @@ import pytest
 from autotts.controllers.base import registry
 from autotts.discovery.proposers.evolve import render, start_genome
 from autotts.discovery.validation import FORBIDDEN_NAMES, validate_source
-from tests.discovery_support import FORBIDDEN_IMPORT, GOOD, NON_MONOTONE, PEEKER, SYNTAX_ERROR
-
-BODY = """
-class Controller:
-    def __init__(self, beta=1.0):
-        self.beta = beta
-
-    @classmethod
-    def schedule(cls, beta):
-        return {{}}
-
-    def solve(self, session):
-        {line}
-        return None
-"""
-
-
-def body(line: str, header: str = "") -> str:
-    return header + BODY.format(line=line)
+from tests.discovery_support import FORBIDDEN_IMPORT, GOOD, NON_MONOTONE, PEEKER, SYNTAX_ERROR, body
 
 
 def test_good_programs_pass() -> None:

@@ -18,30 +18,14 @@ from autotts.discovery.validation import (
     parse_source,
     validate_source,
 )
+from tests.discovery_support import ONE_LINE_AT, body
 
 ALLOWED = ", ".join(sorted(ALLOWED_IMPORTS))
 MODULE_HINT = "it is (or reaches) a module outside the allow-list; allowed modules: " + ", ".join(
     sorted(ALLOWED_IMPORTS | SAFE_SUBMODULES)
 )
 
-BODY = """
-class Controller:
-    def __init__(self, beta=1.0):
-        self.beta = beta
-
-    @classmethod
-    def schedule(cls, beta):
-        return {{}}
-
-    def solve(self, session):
-        {line}
-        return None
-"""
-LINE = 11  # the line of {line} in BODY (after a one-line header: 12)
-
-
-def body(line: str, header: str = "") -> str:
-    return header + BODY.format(line=line)
+LINE = ONE_LINE_AT  # the line of {line} in the body (after a one-line header: 12)
 
 
 @pytest.mark.parametrize(
