@@ -22,7 +22,6 @@ limits and the channel descriptors — no store data of any kind.
 
 from __future__ import annotations
 
-import ast
 import builtins
 import gc
 import importlib
@@ -40,7 +39,7 @@ from typing import Any
 
 import greenlet  # type: ignore[import-untyped]
 
-from autotts.discovery.validation import ALLOWED_IMPORTS, FORBIDDEN_NAMES
+from autotts.discovery.validation import ALLOWED_IMPORTS, FORBIDDEN_NAMES, named_imports
 from autotts.env.judged import Channel, JudgedSession
 from autotts.env.wire import OP_ADVANCE, OP_ANSWER, OP_FAIL, decode_batch, decode_replies, encode_requests
 
@@ -162,23 +161,11 @@ def _preimport(code: str) -> None:
             importlib.import_module(name)
         except Exception:
             pass
-    try:
-        tree = ast.parse(code, "controller.py")
-    except SyntaxError:
-        return
-    names: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.append(node.module)
-            names += [f"{node.module}.{a.name}" for a in node.names]
-    for name in names:
-        if name in ALLOWED_IMPORTS:
-            try:
-                importlib.import_module(name)
-            except Exception:
-                pass  # the candidate's own import reports it
+    for name in named_imports(code):
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass  # the candidate's own import reports it
 
 
 def _guarded_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
@@ -487,10 +474,18 @@ def main(argv: list[str]) -> int:
     """Entry point: ``python -m autotts.discovery._child JOBFILE``."""
     with open(argv[1], encoding="utf-8") as fh:
         job = json.load(fh)
+    return run(job, int(job["rfd"]), int(job["wfd"]))
+
+
+def run(job: dict[str, Any], rfd: int, wfd: int) -> int:
+    """Play ``job`` against the judge on the channel ``rfd``/``wfd``: limit, load, lock, serve.
+
+    Called in a fresh interpreter (:func:`main`) or in a process forked from the fork
+    server (:mod:`autotts.discovery.forkserver`), whose imports are already done.
+    """
     _limit(job["limits"])
     sys.stdout = sys.stderr  # print() of a candidate goes to stderr: the only other writable descriptor
 
-    rfd, wfd = int(job["rfd"]), int(job["wfd"])
     chan = Channel(rfd, wfd)
     code: str = job["code"]
     linecache.cache["controller.py"] = (len(code), None, code.splitlines(True), "controller.py")

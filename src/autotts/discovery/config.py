@@ -18,7 +18,7 @@ Layout (every key optional except the search stores; see ``examples/discover.tom
     [budget]     max_money, max_wall_seconds
     [selection]  rule, gamma, require_monotone, robustness, spread_weight, token_range
     [ablation]   traces, require_beta
-    [sandbox]    cpu_seconds, wall_seconds, memory_mb, output_mb, final_wall_seconds, isolation, backend,
+    [sandbox]    cpu_seconds, wall_seconds, memory_mb, output_mb, final_wall_seconds, isolation, start, backend,
                  ray_address
     [checks]     smoke, leak, leak_runs, monotone_tolerance, full_budget_fraction
     [prompt]     template_dir, max_chars, digest_chars, trace_runs, worst_failures, failure_actions
@@ -105,6 +105,9 @@ class SandboxConfig:
     final_wall_seconds: float = 3600.0
     isolation: str = "seccomp"
     """``seccomp`` (the kernel filter; the run refuses to start without it) or ``process-only``."""
+    start: str = "fork-server"
+    """How candidate processes start: ``fork-server`` (forked from a pre-imported interpreter)
+    or ``spawn`` (a fresh interpreter per job, ~1 s of imports each)."""
     backend: str = "local"
     """Where candidates are judged: ``local`` or ``ray`` (``ray_address``, or a local Ray)."""
     ray_address: str = ""
@@ -457,6 +460,7 @@ def config_from_mapping(data: Mapping[str, Any], *, base_dir: Path, source: str 
         output_mb=sb.int_("output_mb", dsb.output_mb, minimum=1),
         final_wall_seconds=sb.float_("final_wall_seconds", dsb.final_wall_seconds, positive=True),
         isolation=sb.str_("isolation", dsb.isolation, choices=("seccomp", "process-only")),
+        start=sb.str_("start", dsb.start, choices=("fork-server", "spawn")),
         backend=sb.str_("backend", dsb.backend, choices=("local", "ray")),
         ray_address=sb.str_("ray_address", dsb.ray_address),
     )

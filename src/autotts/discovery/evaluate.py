@@ -296,6 +296,7 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
             memory_mb=ctx.limits.memory_mb,
             output_mb=ctx.limits.output_mb,
             isolation=ctx.limits.isolation,
+            start=ctx.limits.start,
         )
         smoke = run_judged(
             SandboxJob(code, v.class_name, payloads, smoke_betas, [0], orders, n_questions=_SMOKE_QUESTIONS),

@@ -99,6 +99,7 @@ def final_evaluation(
             memory_mb=config.sandbox.memory_mb,
             output_mb=config.sandbox.output_mb,
             isolation=config.sandbox.isolation,
+            start=config.sandbox.start,
         )
         betas: list[float | None] = list(config.betas) if takes_beta else [None]
         out["discovered"] = evaluate_discovered(

@@ -411,17 +411,18 @@ def _serve(
 def _trace_record(
     session: ReplaySession, run: int, qi: int, answer: str | None, events_cap: int, *, full: bool
 ) -> dict[str, Any]:
-    events = session.trace
     rec: dict[str, Any] = {
         "run": run,
         "question": qi,
         "answer": answer,
-        "sig": action_signature([(e.action, e.branch) for e in events]),
-        "n_events": len(events),
+        "sig": action_signature(session.actions()),
+        "n_events": session.n_events,
         "n_total": session.n_total,
         "branches": [[b.depth, b.finished, b.pruned] for b in session.branches],
     }
     if full:
-        rec["events"] = [[e.action, e.branch, e.depth, e.answer, e.cost, e.total] for e in events[:events_cap]]
+        rec["events"] = [
+            [e.action, e.branch, e.depth, e.answer, e.cost, e.total] for e in session.trace_head(events_cap)
+        ]
         rec["notes"] = [[k, t] for k, t in session.notes]
     return rec

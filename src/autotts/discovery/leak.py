@@ -18,8 +18,10 @@ run directory only after the evaluation.
 from __future__ import annotations
 
 import hashlib
-import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from itertools import chain
+
+import numpy as np
 
 from autotts.store.schema import ReplayQuestion
 
@@ -41,55 +43,86 @@ def perturb_question(
     Unrevealed answer codes are drawn from the question's own vocabulary, always different
     from the original (no sentinel value); the number of probes after an unfinished branch's
     depth and its length are drawn anew (the length always changes), all from ``seed``.
+    The draws are vectorised over every cell of the question: the judge perturbs each
+    episode of the leak pass, and a per-cell loop in Python cost it more than replaying
+    the episode.
     """
-    rng = random.Random(seed)
+    rng = np.random.default_rng(seed)
     vocab = tuple(q.vocab)
     v = len(vocab)
-
-    def other(code: int) -> int:
-        if v < 2:
-            return code
-        c = rng.randrange(v - 1)
-        return c if c < code else c + 1
-
-    state: dict[int, tuple[int, bool]] = {}
-    for i, (depth, finished) in enumerate(revealed):
+    n = q.n_branches
+    depth = np.zeros(n, dtype=np.int64)
+    finished = np.zeros(n, dtype=bool)
+    for i, (d, f) in enumerate(revealed):
         if i < len(order):
-            state[order[i]] = (int(depth), bool(finished))
+            depth[order[i]] = int(d)
+            finished[order[i]] = bool(f)
     delta = max(1, q.delta)
+    lens = np.fromiter(map(len, q.probes), dtype=np.int64, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    flat = np.fromiter(chain.from_iterable(q.probes), dtype=np.int64, count=int(offsets[-1]))
+    # Finished by advancing: probes, their number, final and length were all shown.
+    shown = finished & (depth == lens)
+    hidden = np.where(shown, 0, lens - depth)
+    n_new = np.where(shown, 0, rng.integers(0, hidden + 3))  # 0 .. hidden + 2 probes after the depth
+    # Every new cell: the first ``hidden`` of a branch replace an original code by another
+    # one, the rest (probes the branch never had) are drawn from the whole vocabulary.
+    total = int(n_new.sum())
+    owner = np.repeat(np.arange(n), n_new)
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(n_new[:-1], out=starts[1:])
+    j = np.arange(total) - starts[owner]
+    replaces = j < hidden[owner]
+    original = (
+        flat[np.where(replaces, offsets[owner] + depth[owner] + j, 0)]
+        if total and flat.size
+        else np.zeros(total, np.int64)
+    )
+    drawn = rng.integers(0, max(1, v - 1), total)
+    other = drawn + (drawn >= original) if v >= 2 else original
+    fresh = rng.integers(0, max(1, v), total)
+    cells = np.where(replaces, other, fresh).tolist()
+
+    final_draw = rng.integers(0, max(1, v - 1), n)
+    finals_arr = np.asarray(q.finals, dtype=np.int64)
+    other_finals = (final_draw + (final_draw >= finals_arr)) if v >= 2 else finals_arr
+    length = (depth + n_new) * delta + rng.integers(1, delta + 1, n)
+    length = np.where(length == np.asarray(q.tokens, dtype=np.int64), length + rng.integers(1, delta + 1, n), length)
+
     probes: list[tuple[int, ...]] = []
     tokens: list[int] = []
     finals: list[int] = []
-    for b in range(q.n_branches):
-        depth, finished = state.get(b, (0, False))
-        p = q.probes[b]
-        if finished and depth == len(p):
-            # Finished by advancing: probes, their number, final and length are all known.
+    rows = zip(
+        q.probes,
+        q.finals,
+        q.tokens,
+        shown.tolist(),
+        finished.tolist(),
+        depth.tolist(),
+        starts.tolist(),
+        n_new.tolist(),
+        other_finals.tolist(),
+        length.tolist(),
+        strict=True,
+    )
+    for p, final, toks, is_shown, is_finished, d, s, k, new_final, new_length in rows:
+        if is_shown:
             probes.append(p)
-            finals.append(q.finals[b])
-            tokens.append(q.tokens[b])
+            finals.append(final)
+            tokens.append(toks)
             continue
-        kept = p[:depth]
-        hidden = len(p) - depth
-        n_new = rng.randint(0, hidden + 2)
-        probes.append(
-            kept + tuple(other(p[depth + j]) if j < hidden else rng.randrange(max(1, v)) for j in range(n_new))
-        )
-        if finished:  # a full read: final and length were revealed, probes were not
-            finals.append(q.finals[b])
-            tokens.append(q.tokens[b])
+        probes.append(p[:d] + tuple(cells[s : s + k]))
+        if is_finished:  # a full read: final and length were revealed, probes were not
+            finals.append(final)
+            tokens.append(toks)
         else:
-            finals.append(other(q.finals[b]))
-            length = (depth + n_new) * delta + rng.randint(1, delta)
-            if length == q.tokens[b]:
-                length += rng.randint(1, delta)
-            tokens.append(length)
+            finals.append(new_final)
+            tokens.append(new_length)
     return ReplayQuestion(vocab=vocab, probes=tuple(probes), tokens=tuple(tokens), finals=tuple(finals), delta=q.delta)
 
 
-def action_signature(events: Sequence[tuple[str, int]]) -> str:
+def action_signature(events: Iterable[tuple[str, int]]) -> str:
     """A stable digest of an action sequence (action name and branch id per step)."""
-    h = hashlib.sha1(usedforsecurity=False)
-    for action, branch in events:
-        h.update(f"{action}:{branch};".encode())
-    return h.hexdigest()
+    text = "".join([f"{action}:{branch};" for action, branch in events])
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()

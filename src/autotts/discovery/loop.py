@@ -201,6 +201,7 @@ class DiscoveryLoop:
                 c.sandbox.memory_mb,
                 c.sandbox.output_mb,
                 c.sandbox.isolation,
+                c.sandbox.start,
             ),
             require_beta=c.require_beta,
             backend=c.sandbox.backend,

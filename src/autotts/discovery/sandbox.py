@@ -26,8 +26,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from autotts.discovery import forkserver
 from autotts.discovery.judge import CandidateFailure, ProtocolError, judge
 from autotts.env.judged import Channel, ChannelClosed
 from autotts.store.schema import ReplayQuestion
@@ -38,23 +39,66 @@ _STDERR_TAIL = 2000
 #: Per traced episode, at most this many actions are sent back (the signature covers all).
 EVENTS_CAP = 400
 
-# Process groups of running sandbox children, so that an interrupted loop can stop them at once.
-_LIVE: set[int] = set()
+
+class _Child(Protocol):
+    """A running candidate process, forked by the fork server or started with ``subprocess``."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    @property
+    def cpu_seconds(self) -> float | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def kill(self) -> None:
+        """Kill the process group (a no-op once the process has ended)."""
+
+
+class _SpawnedChild:
+    """A candidate process started as a fresh interpreter (``sandbox.start = "spawn"``)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        self.pid = proc.pid
+        self.cpu_seconds: float | None = None  # Popen does not report it
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self._proc.wait(timeout)
+
+    def kill(self) -> None:
+        # Popen reaps only in wait(), so until then the pid (and its group) cannot be recycled.
+        if self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+
+
+# Running sandbox children, so that an interrupted loop can stop them at once.
+_LIVE: set[_Child] = set()
 _LIVE_LOCK = threading.Lock()
 
 
 def kill_all() -> int:
     """Kill every running sandbox child (e.g. on Ctrl-C); return how many were running."""
     with _LIVE_LOCK:
-        pids = list(_LIVE)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-    return len(pids)
+        children = list(_LIVE)
+    for child in children:
+        child.kill()
+    return len(children)
 
 
 #: ``sandbox.isolation`` values: the kernel filter (default) or, by explicit choice, the process alone.
 ISOLATION_MODES = ("seccomp", "process-only")
+
+#: ``sandbox.start`` values: fork from the fork server (default) or start a fresh interpreter.
+START_MODES = ("fork-server", "spawn")
 
 
 @dataclass(frozen=True)
@@ -67,6 +111,10 @@ class SandboxLimits:
     output_mb: int = 256
     isolation: str = "seccomp"
     """``seccomp`` (refuse to run without the kernel filter) or ``process-only``."""
+    start: str = "fork-server"
+    """How the candidate process is started: forked from the fork server, whose imports are
+    done (:mod:`autotts.discovery.forkserver`; falls back to ``spawn``, with a warning, where
+    it cannot run), or ``spawn``: a fresh interpreter per job, ~1 s of imports each."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +167,8 @@ class SandboxOutcome:
     stderr_tail: str
     seconds: float
     error_kind: str = ""
+    cpu_seconds: float | None = None
+    """CPU seconds of the candidate process (None where its start method cannot tell)."""
 
 
 def _child_env() -> dict[str, str]:
@@ -168,10 +218,38 @@ def _child_job(job: SandboxJob, limits: SandboxLimits, rfd: int, wfd: int) -> di
     }
 
 
+_FALLBACK_WARNED = False
+
+
+def _start_child(job: SandboxJob, limits: SandboxLimits, tmp: Path, rfd: int, wfd: int, errfd: int) -> _Child:
+    """Start the candidate process of ``job`` (its job file is ``tmp/job.json``)."""
+    global _FALLBACK_WARNED
+    if limits.start == "fork-server":
+        try:
+            return forkserver.server(_child_env(), job.code).spawn(str(tmp / "job.json"), str(tmp), rfd, wfd, errfd)
+        except forkserver.ForkServerError as exc:
+            if not _FALLBACK_WARNED:
+                _FALLBACK_WARNED = True
+                log.warning("starting every candidate process afresh (~1 s each): %s", exc)
+    proc = subprocess.Popen(
+        [sys.executable, "-s", "-P", "-m", "autotts.discovery._child", str(tmp / "job.json")],
+        cwd=tmp,
+        stdin=subprocess.DEVNULL,
+        stdout=errfd,
+        stderr=errfd,
+        env=_child_env(),
+        start_new_session=True,
+        pass_fds=(rfd, wfd),
+    )
+    return _SpawnedChild(proc)
+
+
 def run_sandbox(job: SandboxJob, limits: SandboxLimits) -> SandboxOutcome:
     """Judge ``job``: its candidate runs in a limited child process; return what happened."""
     if limits.isolation not in ISOLATION_MODES:
         raise ValueError(f"sandbox isolation must be one of {', '.join(ISOLATION_MODES)}, got {limits.isolation!r}")
+    if limits.start not in START_MODES:
+        raise ValueError(f"sandbox start must be one of {', '.join(START_MODES)}, got {limits.start!r}")
     tmp = Path(tempfile.mkdtemp(prefix="autotts-sandbox-"))
     t0 = time.monotonic()
     names = [s.name for s in job.stores]
@@ -187,27 +265,17 @@ def run_sandbox(job: SandboxJob, limits: SandboxLimits) -> SandboxOutcome:
             json.dump(_child_job(job, limits, to_child_r, from_child_w), fh)
         with open(tmp / "stderr", "wb") as errf:
             try:
-                proc = subprocess.Popen(
-                    [sys.executable, "-s", "-P", "-m", "autotts.discovery._child", str(tmp / "job.json")],
-                    cwd=tmp,
-                    stdin=subprocess.DEVNULL,
-                    stdout=errf,
-                    stderr=errf,
-                    env=_child_env(),
-                    start_new_session=True,
-                    pass_fds=(to_child_r, from_child_w),
-                )
+                proc = _start_child(job, limits, tmp, to_child_r, from_child_w, errf.fileno())
             finally:
                 os.close(to_child_r)
                 os.close(from_child_w)
         with _LIVE_LOCK:
-            _LIVE.add(proc.pid)
+            _LIVE.add(proc)
         killed = threading.Event()
 
         def deadline() -> None:
             killed.set()
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            proc.kill()
 
         timer = threading.Timer(limits.wall_seconds, deadline)
         timer.daemon = True
@@ -239,21 +307,25 @@ def run_sandbox(job: SandboxJob, limits: SandboxLimits) -> SandboxOutcome:
         except ProtocolError as exc:
             protocol = str(exc)
         except (ChannelClosed, OSError):
-            pass  # the process died or was killed: its return code says why
+            # The process died or was killed: its return code says why. The channel can
+            # close a moment before the kernel has finished the process (a CPU-limit signal
+            # is still being delivered): let it end on its own first, or the kill below
+            # would become the reported cause.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=2)
         finally:
             timer.cancel()
             # Kill the whole group: the candidate may have left helpers behind, and an
             # exception (even KeyboardInterrupt) here must not orphan the child.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            proc.kill()
             proc.wait()
             with _LIVE_LOCK:
-                _LIVE.discard(proc.pid)
+                _LIVE.discard(proc)
         seconds = time.monotonic() - t0
         stderr_tail = _tail(tmp / "stderr")
         at = _where_text(where, names)
         if data is not None:
-            return SandboxOutcome("ok", data, "", stderr_tail, seconds)
+            return SandboxOutcome("ok", data, "", stderr_tail, seconds, cpu_seconds=proc.cpu_seconds)
         if failure is not None:
             ctx = {k: failure.where[k] for k in ("store", "beta", "run", "question") if k in failure.where}
             if "store" in ctx and isinstance(ctx["store"], int) and ctx["store"] < len(names):

@@ -59,6 +59,26 @@ ALLOWED_IMPORTS: frozenset[str] = frozenset(
     }
 )
 
+
+def named_imports(code: str) -> list[str]:
+    """The allow-listed modules ``code`` imports (``from X import y`` names ``X`` and ``X.y``).
+
+    Empty when the code does not parse (its compilation reports that).
+    """
+    try:
+        tree = parse_source(code)
+    except (SyntaxError, ValueError):
+        return []
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+            names += [f"{node.module}.{a.name}" for a in node.names]
+    return [name for name in names if name in ALLOWED_IMPORTS]
+
+
 FORBIDDEN_NAMES: frozenset[str] = frozenset(
     {
         "open",

@@ -403,12 +403,26 @@ class ReplaySession:
     @property
     def trace(self) -> tuple[TraceEvent, ...]:
         """The recorded execution trace (empty when recording is off)."""
+        return self.trace_head(len(self._events))
+
+    def trace_head(self, n: int) -> tuple[TraceEvent, ...]:
+        """The first ``n`` events of :attr:`trace`, building only those (the judge keeps a few hundred)."""
         vocab = self._vocab
         names = ACTION_NAMES
         return tuple(
             _new_tuple(TraceEvent, (step, names[a], i, depth, None if code < 0 else vocab[code], charge, total))
-            for step, (a, i, depth, code, charge, total) in enumerate(self._events)
+            for step, (a, i, depth, code, charge, total) in enumerate(self._events[: max(0, n)])
         )
+
+    @property
+    def n_events(self) -> int:
+        """Length of :attr:`trace`."""
+        return len(self._events)
+
+    def actions(self) -> list[tuple[str, int]]:
+        """``(action name, branch)`` of every recorded event: what a trace's signature is made of."""
+        names = ACTION_NAMES
+        return [(names[e[0]], e[1]) for e in self._events]
 
     @property
     def notes(self) -> tuple[tuple[int, str], ...]:

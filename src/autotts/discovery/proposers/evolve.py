@@ -20,6 +20,7 @@ evaluating it twice would waste a slot.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.resources
 import pprint
 import random
@@ -132,6 +133,13 @@ def genome_of(code: str | None) -> Genome | None:
     """The ``GENOME`` literal of an evolved program, or None for any other program."""
     if not code or _START not in code:
         return None
+    found = _genome_of(code)
+    return None if found is None else dict(found)
+
+
+@functools.lru_cache(maxsize=512)
+def _genome_of(code: str) -> Genome | None:
+    """:func:`genome_of`, cached: every round reads the genome of every earlier candidate."""
     try:
         tree = parse_source(code)
     except SyntaxError:
@@ -174,6 +182,12 @@ def normalize(g: Mapping[str, Any]) -> Genome:
 
 
 def _raw_start() -> Genome:
+    return dict(_raw_start_cached())
+
+
+@functools.lru_cache(maxsize=1)
+def _raw_start_cached() -> Genome:
+    """The engine's starting genome, read once (``normalize`` needs it for every genome)."""
     src = engine_source()
     block = src[src.index(_START) + len(_START) : src.index(_END)]
     value = block.split("=", 1)[1]
