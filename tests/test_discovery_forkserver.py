@@ -115,9 +115,15 @@ def test_nothing_outlives_a_killed_discovering_process(tmp_path: Path) -> None:
             time.sleep(0.05)
             server = forkserver._SERVERS.get("light")
             if server is not None and server._proc is not None:
-                import subprocess
-                pgrep = ["pgrep", "-P", str(server._proc.pid)]
-                kids = subprocess.run(pgrep, capture_output=True, text=True).stdout.split()
+                import os
+                kids = []
+                for entry in os.listdir("/proc"):
+                    try:
+                        stat = open(f"/proc/{{entry}}/stat").read()
+                    except (OSError, ValueError):
+                        continue
+                    if stat.rsplit(")", 1)[-1].split()[1] == str(server._proc.pid):
+                        kids.append(entry)
                 if kids:
                     open({str(pids)!r}, "w").write(" ".join([str(server._proc.pid), *kids]))
                     break
