@@ -58,10 +58,7 @@ def perturb_question(
             depth[order[i]] = int(d)
             finished[order[i]] = bool(f)
     delta = max(1, q.delta)
-    lens = np.fromiter(map(len, q.probes), dtype=np.int64, count=n)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    flat = np.fromiter(chain.from_iterable(q.probes), dtype=np.int64, count=int(offsets[-1]))
+    lens, offsets, flat, finals_arr, tokens_arr = _columns(q)
     # Finished by advancing: probes, their number, final and length were all shown.
     shown = finished & (depth == lens)
     hidden = np.where(shown, 0, lens - depth)
@@ -85,10 +82,9 @@ def perturb_question(
     cells = np.where(replaces, other, fresh).tolist()
 
     final_draw = rng.integers(0, max(1, v - 1), n)
-    finals_arr = np.asarray(q.finals, dtype=np.int64)
     other_finals = (final_draw + (final_draw >= finals_arr)) if v >= 2 else finals_arr
     length = (depth + n_new) * delta + rng.integers(1, delta + 1, n)
-    length = np.where(length == np.asarray(q.tokens, dtype=np.int64), length + rng.integers(1, delta + 1, n), length)
+    length = np.where(length == tokens_arr, length + rng.integers(1, delta + 1, n), length)
 
     probes: list[tuple[int, ...]] = []
     tokens: list[int] = []
@@ -120,6 +116,31 @@ def perturb_question(
             finals.append(new_final)
             tokens.append(new_length)
     return ReplayQuestion(vocab=vocab, probes=tuple(probes), tokens=tuple(tokens), finals=tuple(finals), delta=q.delta)
+
+
+_Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: Column arrays of recently perturbed questions, by ``id``; the question is kept with them,
+#: so an id is never reused while its entry lives. A leak pass perturbs each question once
+#: per run and β.
+_COLUMNS: dict[int, tuple[ReplayQuestion, _Columns]] = {}
+_COLUMNS_MAX = 4096
+
+
+def _columns(q: ReplayQuestion) -> _Columns:
+    """``(probe counts, offsets, flattened probes, finals, tokens)`` of ``q`` as arrays."""
+    hit = _COLUMNS.get(id(q))
+    if hit is not None and hit[0] is q:
+        return hit[1]
+    n = q.n_branches
+    lens = np.fromiter(map(len, q.probes), dtype=np.int64, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    flat = np.fromiter(chain.from_iterable(q.probes), dtype=np.int64, count=int(offsets[-1]))
+    cols = (lens, offsets, flat, np.asarray(q.finals, dtype=np.int64), np.asarray(q.tokens, dtype=np.int64))
+    if len(_COLUMNS) >= _COLUMNS_MAX:
+        _COLUMNS.clear()
+    _COLUMNS[id(q)] = (q, cols)
+    return cols
 
 
 def action_signature(events: Iterable[tuple[str, int]]) -> str:
