@@ -228,13 +228,16 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def judged(code: str, cls_name: str, store: ReplayStore, runs: int) -> tuple[float, float, float]:
+def judged(code: str, cls_name: str, store: ReplayStore, runs: int, processes: int = 1) -> tuple[float, float, float]:
     """(wall, judge CPU, candidate-process CPU) seconds of the judged sweep."""
     payload = [StorePayload(store.name, tuple(store.replay))]
     orders = orders_for(payload, range(runs), Protocol().order)
     t, c, k = time.perf_counter(), time.process_time(), _children_cpu()
     out = run_sandbox(
-        SandboxJob(code, cls_name, payload, BETAS, list(range(runs)), orders, secret=os.urandom(32)), LIMITS
+        SandboxJob(
+            code, cls_name, payload, BETAS, list(range(runs)), orders, secret=os.urandom(32), processes=processes
+        ),
+        LIMITS,
     )
     took = time.perf_counter() - t, time.process_time() - c, _children_cpu() - k
     if out.kind != "ok":
@@ -262,6 +265,13 @@ def main() -> None:
     ap.add_argument("--skip-actions", action="store_true", help="only the β sweeps")
     ap.add_argument("--only", choices=("cmc", "pp"), help="one controller only")
     ap.add_argument(
+        "--processes",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="candidate processes per judged sweep (SandboxJob.processes); one row each",
+    )
+    ap.add_argument(
         "--start", choices=sb.START_MODES, default="fork-server", help="how candidate processes start (sandbox.start)"
     )
     args = ap.parse_args()
@@ -279,7 +289,7 @@ def main() -> None:
     exec(compile(pp_code, "pp_beta", "exec"), ns)
     print(f"\nβ sweep: {len(BETAS)} β x {args.runs} runs x {len(store)} questions, best of {args.repeats}, seconds")
     print(
-        f"{'controller':<24} {'in-process wall':>15} {'judged wall':>11} {'ratio':>6} "
+        f"{'controller, candidate processes':<32} {'in-process wall':>15} {'judged wall':>11} {'ratio':>6} "
         f"{'in-process CPU':>14} {'judged CPU (judge + candidate)':>30} {'ratio':>6} "
         f"{'actions':>9} {'CPU us/action in-process / judged':>34}"
     )
@@ -295,13 +305,15 @@ def main() -> None:
                 f"{'':<24} (fork server started first, once per discovering process: {start_fork_servers(code):.2f} s)"
             )
         a = min(in_process(cls, store, args.runs) for _ in range(args.repeats))
-        b = min(judged(code, cls_name, store, args.runs) for _ in range(args.repeats))
-        cpu = b[1] + b[2]
-        print(
-            f"{label:<24} {a[0]:>15.2f} {b[0]:>11.2f} {b[0] / a[0]:>5.1f}x {a[1]:>14.2f} "
-            f"{cpu:>18.2f} ({b[1]:.2f} + {b[2]:.2f}) {cpu / a[1]:>5.1f}x "
-            f"{n_actions:>9,} {1e6 * a[1] / n_actions:>17.2f} / {1e6 * cpu / n_actions:.2f}"
-        )
+        for procs in args.processes:
+            b = min(judged(code, cls_name, store, args.runs, procs) for _ in range(args.repeats))
+            cpu = b[1] + b[2]
+            name = f"{label}, {procs} proc{'s' if procs > 1 else ''}"
+            print(
+                f"{name:<32} {a[0]:>15.2f} {b[0]:>11.2f} {b[0] / a[0]:>5.1f}x {a[1]:>14.2f} "
+                f"{cpu:>18.2f} ({b[1]:.2f} + {b[2]:.2f}) {cpu / a[1]:>5.1f}x "
+                f"{n_actions:>9,} {1e6 * a[1] / n_actions:>17.2f} / {1e6 * cpu / n_actions:.2f}"
+            )
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 

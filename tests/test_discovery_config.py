@@ -108,3 +108,24 @@ def test_the_config_is_nested_like_its_toml_and_round_trips_unset_values(tmp_pat
     no_temperature = dataclasses.replace(c, proposer=dataclasses.replace(c.proposer, temperature=None))
     written.write_text(no_temperature.to_json())
     assert load_config(written).proposer.temperature is None
+
+
+def test_candidate_processes_use_the_cores_left_per_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autotts.discovery.loop import candidate_processes
+
+    base = load_config(REPO / "examples" / "discover.toml")
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+
+    def with_(parallel: int, per_round: int, processes: int = 0, backend: str = "local") -> int:
+        sandbox = dataclasses.replace(base.sandbox, processes=processes, backend=backend)
+        c = dataclasses.replace(base, parallel=parallel, candidates_per_round=per_round, sandbox=sandbox)
+        return candidate_processes(c)
+
+    assert with_(1, 1) == 4  # at most 4
+    assert with_(4, 2) == 4  # two candidates in flight: 8 // 2
+    assert with_(4, 4) == 2
+    assert with_(16, 16) == 1
+    assert with_(1, 1, processes=3) == 3  # set explicitly
+    assert with_(1, 1, backend="ray") == 1
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert with_(2, 1) == 2  # the demo: one candidate per round on two cores

@@ -142,7 +142,9 @@ def test_non_monotone_schedule_is_a_finding_not_a_failure() -> None:
     assert "beta1-underspends" in codes
 
 
-def test_stateful_controller_is_caught_by_the_reversed_replay() -> None:
+@pytest.mark.parametrize("processes", [1, 2, 3])
+def test_stateful_controller_is_caught_by_the_reversed_replay(processes: int) -> None:
+    """Also when the episodes are dealt out to several candidate processes (each carries its own state)."""
     stateful = """
 class Controller:
     calls = []
@@ -163,15 +165,15 @@ class Controller:
             answers.append(r.answer)
         return answers[0]
 """
-    ev = evaluate_candidate(stateful, ctx())
+    ev = evaluate_candidate(stateful, ctx(processes=processes))
     assert ev.status is Status.LEAKED
 
 
 @pytest.mark.parametrize("name", sorted(n for n, c in registry().items() if hasattr(c, "schedule")))
 def test_registered_beta_controllers_pass_the_leak_test(name: str) -> None:
-    """No false alarms: the reference β-controllers are honest."""
+    """No false alarms: the reference β-controllers are honest (with their episodes dealt to two processes)."""
     cls = registry()[name]
-    ev = evaluate_candidate(inspect.getsource(sys.modules[cls.__module__]), ctx(runs=2, smoke=False))
+    ev = evaluate_candidate(inspect.getsource(sys.modules[cls.__module__]), ctx(runs=2, smoke=False, processes=2))
     assert ev.status is Status.OK, ev.message
     assert ev.class_name == cls.__name__
 

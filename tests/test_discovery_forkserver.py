@@ -163,3 +163,24 @@ def test_spawn_is_the_fallback_when_the_fork_server_cannot_start(monkeypatch: py
 def test_unknown_start_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="sandbox start must be one of fork-server, spawn"):
         run_sandbox(job_for(GOOD), SandboxLimits(start="thread"))
+
+
+@pytest.mark.parametrize("limits", [LIMITS, SPAWN], ids=["fork-server", "spawn"])
+def test_episodes_dealt_to_several_processes_give_identical_results(limits: SandboxLimits) -> None:
+    """A job split over three candidate processes: same answers, costs and traces as one process."""
+    job = job_for(GOOD, trace_runs=[0, 1], runs=3)
+    one = run_sandbox(job, limits)
+    three = run_sandbox(replace(job, processes=3), limits)
+    assert one.kind == three.kind == "ok", (one.message, three.message)
+    assert one.data == three.data
+
+
+def test_a_failure_in_one_of_several_processes_stops_the_job() -> None:
+    """One process of a split job hits the CPU limit or raises: the outcome says so, the others are killed."""
+    started = time.monotonic()
+    out = run_sandbox(replace(job_for(INFINITE_LOOP), processes=2), LIMITS)
+    assert out.kind == "timeout" and "CPU-time limit" in out.message, out.message
+    assert time.monotonic() - started < 10
+    crash = raw("raise ValueError('boom')")
+    out = run_sandbox(replace(job_for(crash), processes=2), LIMITS)
+    assert out.kind == "error" and "boom" in out.message, out.message

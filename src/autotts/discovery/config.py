@@ -18,8 +18,8 @@ Layout (every key optional except the search stores; see ``examples/discover.tom
     [budget]     max_money, max_wall_seconds
     [selection]  rule, gamma, require_monotone, robustness, spread_weight, token_range
     [ablation]   traces, require_beta
-    [sandbox]    cpu_seconds, wall_seconds, memory_mb, output_mb, final_wall_seconds, isolation, start, backend,
-                 ray_address
+    [sandbox]    cpu_seconds, wall_seconds, memory_mb, output_mb, final_wall_seconds, isolation, start, processes,
+                 backend, ray_address
     [checks]     smoke, leak, leak_runs, monotone_tolerance, full_budget_fraction
     [prompt]     template_dir, max_chars, digest_chars, trace_runs, worst_failures, failure_actions
 """
@@ -108,6 +108,10 @@ class SandboxConfig:
     start: str = "fork-server"
     """How candidate processes start: ``fork-server`` (forked from a pre-imported interpreter)
     or ``spawn`` (a fresh interpreter per job, ~1 s of imports each)."""
+    processes: int = 0
+    """Candidate processes per sweep and leak job (episodes dealt out among them, results
+    identical); 0 = automatic: the cores left over when ``min(parallel,
+    candidates_per_round)`` candidates are judged at once (at most 4; 1 on Ray)."""
     backend: str = "local"
     """Where candidates are judged: ``local`` or ``ray`` (``ray_address``, or a local Ray)."""
     ray_address: str = ""
@@ -461,6 +465,7 @@ def config_from_mapping(data: Mapping[str, Any], *, base_dir: Path, source: str 
         final_wall_seconds=sb.float_("final_wall_seconds", dsb.final_wall_seconds, positive=True),
         isolation=sb.str_("isolation", dsb.isolation, choices=("seccomp", "process-only")),
         start=sb.str_("start", dsb.start, choices=("fork-server", "spawn")),
+        processes=sb.int_("processes", dsb.processes, minimum=0),
         backend=sb.str_("backend", dsb.backend, choices=("local", "ray")),
         ray_address=sb.str_("ray_address", dsb.ray_address),
     )

@@ -84,6 +84,8 @@ class EvalContext:
     """Where judge/candidate pairs run: ``local`` or ``ray`` (identical results)."""
     ray_address: str = ""
     secret: bytes | None = None
+    processes: int = 1
+    """Candidate processes per sweep and leak job (``SandboxJob.processes``)."""
     """Fixes the evaluation's secret (tests, reproductions); None draws a fresh one from ``os.urandom``."""
 
     def payloads(self) -> list[StorePayload]:
@@ -311,7 +313,17 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
     secret = ctx.secret if ctx.secret is not None else os.urandom(32)
     leak_runs = _leak_runs(secret, ctx) if ctx.leak else []
     trace_runs = sorted(set(range(min(ctx.trace_runs, ctx.runs))) | set(leak_runs))
-    sweep_job = SandboxJob(code, v.class_name, payloads, betas, runs, orders, trace_runs=trace_runs, secret=secret)
+    sweep_job = SandboxJob(
+        code,
+        v.class_name,
+        payloads,
+        betas,
+        runs,
+        orders,
+        trace_runs=trace_runs,
+        secret=secret,
+        processes=ctx.processes,
+    )
     sweep = run_judged(sweep_job, ctx.limits, ctx.backend, ctx.ray_address)
     if sweep.kind != "ok" or sweep.data is None:
         return _failure(sweep, "sweep", v.class_name, t0)
@@ -366,6 +378,7 @@ def evaluate_candidate(code: str, ctx: EvalContext, *, on_stage: StageCallback |
             leak_masks=masks,
             reverse=True,
             secret=secret,
+            processes=ctx.processes,
         )
         leak = run_judged(leak_job, ctx.limits, ctx.backend, ctx.ray_address)
         if leak.kind != "ok" or leak.data is None:

@@ -32,6 +32,7 @@ import hashlib
 import json
 import struct
 import sys
+import threading
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -127,7 +128,7 @@ class _Cell:
 
 
 def judge(
-    chan: Channel,
+    chan: Channel | Sequence[Channel],
     *,
     stores: Sequence[Sequence[ReplayQuestion]],
     betas: Sequence[float | None],
@@ -141,29 +142,23 @@ def judge(
     reverse: bool = False,
     on_episode: Callable[[Mapping[str, Any]], None] | None = None,
     batch: int = 128,
+    on_failure: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Play every episode of a job against the candidate on ``chan``; return the judged cells.
+
+    ``chan`` may be several channels, one per process of the same candidate: the episodes
+    are then dealt out among them in turn (``keys[i::n]``) and played by one thread each;
+    the books are the same. ``on_failure`` is called as soon as one of them fails (the
+    caller kills the other processes, whose threads then stop at once).
 
     Raises :class:`CandidateFailure` when the candidate reports an error,
     :class:`ProtocolError` on a malformed request and
     :class:`~autotts.env.judged.ChannelClosed` when the process went away.
     """
-    where: dict[str, Any] = {"stage": "import"}
-    hello = chan.recv()
-    _expect_ready(hello, where)
+    chans = [chan] if isinstance(chan, Channel) else list(chan)
     settings: dict[str, str] = {}
-    for bi, beta in enumerate(betas):
-        if beta is None:
-            continue
-        where = {"stage": "construct", "beta": beta}
-        reply = chan.request(b"s" + _F64.pack(beta))
-        if reply[:1] == b"E":
-            raise _failure(reply, where)
-        if reply[:1] != b"S":
-            raise ProtocolError(f"expected the settings of β={beta}, got {reply[:1]!r}")
-        text = reply[1:].decode("utf-8", "replace")
-        if text:
-            settings[str(bi)] = text[:_MAX_SETTINGS_CHARS]
+    for c in chans:
+        settings = _handshake(c, betas)
 
     nqs = [len(qs) if n_questions is None else min(n_questions, len(qs)) for qs in stores]
     run_index = {run: ri for ri, run in enumerate(runs)}
@@ -196,8 +191,12 @@ def judge(
         if run in trace_runs:
             cell.traces.append(_trace_record(session, run, qi, answer, events_cap, full=leak_masks is None))
 
-    _play(chan, keys, start, finish, betas, on_episode, batch)
-    chan.send(b"q")
+    if len(chans) == 1:
+        _play(chans[0], keys, start, finish, betas, on_episode, batch)
+    else:
+        _play_shards(chans, keys, start, finish, betas, on_episode, batch, on_failure)
+    for c in chans:
+        c.send(b"q")
     out_cells = []
     for (si, bi), cell in sorted(cells.items()):
         cell.traces.sort(key=lambda t: (t["run"], t["question"]))
@@ -212,6 +211,70 @@ def judge(
             }
         )
     return {"ok": True, "cells": out_cells, "settings": settings}
+
+
+def _handshake(chan: Channel, betas: Sequence[float | None]) -> dict[str, str]:
+    """Wait for the candidate process to be ready; ask its settings per β (what ``schedule(β)`` says)."""
+    where: dict[str, Any] = {"stage": "import"}
+    hello = chan.recv()
+    _expect_ready(hello, where)
+    settings: dict[str, str] = {}
+    for bi, beta in enumerate(betas):
+        if beta is None:
+            continue
+        where = {"stage": "construct", "beta": beta}
+        reply = chan.request(b"s" + _F64.pack(beta))
+        if reply[:1] == b"E":
+            raise _failure(reply, where)
+        if reply[:1] != b"S":
+            raise ProtocolError(f"expected the settings of β={beta}, got {reply[:1]!r}")
+        text = reply[1:].decode("utf-8", "replace")
+        if text:
+            settings[str(bi)] = text[:_MAX_SETTINGS_CHARS]
+    return settings
+
+
+def _play_shards(
+    chans: Sequence[Channel],
+    keys: Sequence[EpisodeKey],
+    start: Callable[[EpisodeKey], ReplaySession],
+    finish: Callable[[EpisodeKey, ReplaySession, str | None], None],
+    betas: Sequence[float | None],
+    on_episode: Callable[[Mapping[str, Any]], None] | None,
+    window: int,
+    on_failure: Callable[[], None] | None,
+) -> None:
+    """:func:`_play` on every channel at once, ``keys[i::n]`` on channel ``i``; re-raise the first failure.
+
+    A candidate's failure (or broken protocol) outranks the closed channels it causes in
+    the other threads once the caller has killed their processes.
+    """
+    n = len(chans)
+    errors: list[BaseException | None] = [None] * n
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        try:
+            _play(chans[i], keys[i::n], start, finish, betas, on_episode, window)
+        except BaseException as exc:
+            with lock:
+                errors[i] = exc
+                first = sum(e is not None for e in errors) == 1
+            if first and on_failure is not None:
+                on_failure()
+
+    threads = [threading.Thread(target=one, args=(i,), name=f"autotts-judge-{i}", daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    found = [e for e in errors if e is not None]
+    for kind in (CandidateFailure, ProtocolError):
+        for e in found:
+            if isinstance(e, kind):
+                raise e
+    if found:
+        raise found[0]
 
 
 def _where(key: EpisodeKey, betas: Sequence[float | None]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ proceeds to selection and the final evaluation.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -73,6 +74,16 @@ class RunOutcome:
     run_dir: Path
     selection: Choice | None
     summary: Mapping[str, Any]
+
+
+def candidate_processes(c: DiscoverConfig) -> int:
+    """Candidate processes per judged job: ``sandbox.processes``, or the cores left per candidate in flight."""
+    if c.sandbox.processes:
+        return c.sandbox.processes
+    if c.sandbox.backend != "local":
+        return 1
+    in_flight = max(1, min(c.parallel, c.candidates_per_round))
+    return max(1, min(4, (os.cpu_count() or 1) // in_flight))
 
 
 def _result(fut: Future[Evaluation]) -> Evaluation:
@@ -206,6 +217,7 @@ class DiscoveryLoop:
             require_beta=c.require_beta,
             backend=c.sandbox.backend,
             ray_address=c.sandbox.ray_address,
+            processes=candidate_processes(c),
             trace_runs=c.prompt.trace_runs,
             leak=c.checks.leak,
             leak_runs=c.checks.leak_runs,

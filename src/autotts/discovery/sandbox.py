@@ -144,6 +144,10 @@ class SandboxJob:
     reverse: bool = False
     secret: bytes | None = None
     """The evaluation's secret: episode order and leak perturbation are drawn from it."""
+    processes: int = 1
+    """Candidate processes the episodes are dealt out to (each forked like the first, each
+    played by a judge thread of its own): more than one uses idle cores when few candidates
+    are judged at once. Results are the same for any number."""
     batch: int = 128
     """Episodes played side by side (the judge's window; freed slots are refilled at once).
 
@@ -221,18 +225,19 @@ def _child_job(job: SandboxJob, limits: SandboxLimits, rfd: int, wfd: int) -> di
 _FALLBACK_WARNED = False
 
 
-def _start_child(job: SandboxJob, limits: SandboxLimits, tmp: Path, rfd: int, wfd: int, errfd: int) -> _Child:
-    """Start the candidate process of ``job`` (its job file is ``tmp/job.json``)."""
+def _start_child(job: SandboxJob, limits: SandboxLimits, job_file: Path, rfd: int, wfd: int, errfd: int) -> _Child:
+    """Start a candidate process of ``job`` (``job_file`` holds what it is given)."""
     global _FALLBACK_WARNED
+    tmp = job_file.parent
     if limits.start == "fork-server":
         try:
-            return forkserver.server(_child_env(), job.code).spawn(str(tmp / "job.json"), str(tmp), rfd, wfd, errfd)
+            return forkserver.server(_child_env(), job.code).spawn(str(job_file), str(tmp), rfd, wfd, errfd)
         except forkserver.ForkServerError as exc:
             if not _FALLBACK_WARNED:
                 _FALLBACK_WARNED = True
                 log.warning("starting every candidate process afresh (~1 s each): %s", exc)
     proc = subprocess.Popen(
-        [sys.executable, "-s", "-P", "-m", "autotts.discovery._child", str(tmp / "job.json")],
+        [sys.executable, "-s", "-P", "-m", "autotts.discovery._child", str(job_file)],
         cwd=tmp,
         stdin=subprocess.DEVNULL,
         stdout=errfd,
@@ -257,34 +262,45 @@ def run_sandbox(job: SandboxJob, limits: SandboxLimits) -> SandboxOutcome:
     data: dict[str, Any] | None = None
     failure: CandidateFailure | None = None
     protocol = ""
-    to_child_r, to_child_w = os.pipe()
-    from_child_r, from_child_w = os.pipe()
-    parent_fds = [to_child_w, from_child_r]
+    parent_fds: list[int] = []
+    procs: list[_Child] = []
+    chans: list[Channel] = []
     try:
-        with open(tmp / "job.json", "w", encoding="utf-8") as fh:
-            json.dump(_child_job(job, limits, to_child_r, from_child_w), fh)
         with open(tmp / "stderr", "wb") as errf:
-            try:
-                proc = _start_child(job, limits, tmp, to_child_r, from_child_w, errf.fileno())
-            finally:
-                os.close(to_child_r)
-                os.close(from_child_w)
-        with _LIVE_LOCK:
-            _LIVE.add(proc)
+            for i in range(max(1, job.processes)):
+                to_child_r, to_child_w = os.pipe()
+                from_child_r, from_child_w = os.pipe()
+                parent_fds += [to_child_w, from_child_r]
+                job_file = tmp / f"job{i}.json"
+                try:
+                    with open(job_file, "w", encoding="utf-8") as fh:
+                        json.dump(_child_job(job, limits, to_child_r, from_child_w), fh)
+                    proc = _start_child(job, limits, job_file, to_child_r, from_child_w, errf.fileno())
+                finally:
+                    os.close(to_child_r)
+                    os.close(from_child_w)
+                procs.append(proc)
+                with _LIVE_LOCK:
+                    _LIVE.add(proc)
+                chan = Channel(from_child_r, to_child_w)
+                chan.drain_while_sending()
+                chans.append(chan)
         killed = threading.Event()
+
+        def kill_all_procs() -> None:
+            for p in procs:
+                p.kill()
 
         def deadline() -> None:
             killed.set()
-            proc.kill()
+            kill_all_procs()
 
         timer = threading.Timer(limits.wall_seconds, deadline)
         timer.daemon = True
         timer.start()
         try:
-            chan = Channel(from_child_r, to_child_w)
-            chan.drain_while_sending()
             data = judge(
-                chan,
+                chans,
                 stores=[s.questions for s in job.stores],
                 betas=list(job.betas),
                 runs=list(job.runs),
@@ -297,11 +313,11 @@ def run_sandbox(job: SandboxJob, limits: SandboxLimits) -> SandboxOutcome:
                 reverse=job.reverse,
                 on_episode=lambda w: where.update(w),
                 batch=job.batch,
+                on_failure=kill_all_procs,
             )
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+            for p in procs:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(timeout=5)
         except CandidateFailure as exc:
             failure = exc
         except ProtocolError as exc:
@@ -311,21 +327,25 @@ def run_sandbox(job: SandboxJob, limits: SandboxLimits) -> SandboxOutcome:
             # close a moment before the kernel has finished the process (a CPU-limit signal
             # is still being delivered): let it end on its own first, or the kill below
             # would become the reported cause.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=2)
+            for p in procs:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(timeout=2)
         finally:
             timer.cancel()
-            # Kill the whole group: the candidate may have left helpers behind, and an
-            # exception (even KeyboardInterrupt) here must not orphan the child.
-            proc.kill()
-            proc.wait()
-            with _LIVE_LOCK:
-                _LIVE.discard(proc)
+            # Kill the whole groups: the candidate may have left helpers behind, and an
+            # exception (even KeyboardInterrupt) here must not orphan a child.
+            for p in procs:
+                p.kill()
+                p.wait()
+                with _LIVE_LOCK:
+                    _LIVE.discard(p)
         seconds = time.monotonic() - t0
         stderr_tail = _tail(tmp / "stderr")
         at = _where_text(where, names)
         if data is not None:
-            return SandboxOutcome("ok", data, "", stderr_tail, seconds, cpu_seconds=proc.cpu_seconds)
+            cpus = [p.cpu_seconds for p in procs]
+            cpu = None if None in cpus else sum(c for c in cpus if c is not None)
+            return SandboxOutcome("ok", data, "", stderr_tail, seconds, cpu_seconds=cpu)
         if failure is not None:
             ctx = {k: failure.where[k] for k in ("store", "beta", "run", "question") if k in failure.where}
             if "store" in ctx and isinstance(ctx["store"], int) and ctx["store"] < len(names):
@@ -345,7 +365,9 @@ def run_sandbox(job: SandboxJob, limits: SandboxLimits) -> SandboxOutcome:
             return SandboxOutcome(
                 "crashed", None, f"broke the judge protocol: {protocol} {at}".strip(), stderr_tail, seconds, "protocol"
             )
-        rc = proc.returncode
+        # The process that tells most: one killed by a signal, else one that exited with an error.
+        codes = [p.returncode for p in procs]
+        rc = next((c for c in codes if c is not None and c < 0), next((c for c in codes if c), codes[0]))
         if rc is not None and rc < 0:
             sig = -rc
             if sig == signal.SIGXCPU:
