@@ -4,18 +4,21 @@ Why: a candidate process started from scratch spends about a second importing Py
 standard library, NumPy and SciPy before it plays a single episode, and a discovery run
 starts several per candidate (smoke stage, β sweep, leak pass, one per β of the final
 evaluation) — in ``autotts demo`` that start-up was most of what the judge added. The
-fork server is started once per discovering process, exactly as a candidate process
-used to be (``python -s -P -m autotts.discovery._zygote``, its own session, the
-scrubbed environment of the sandbox, stdin from ``/dev/null``), imports everything a
-candidate may import, and from then on only forks: every job gets a fresh child, which
+fork server is started once per discovering process and import level (see
+:data:`autotts.discovery._zygote.LEVELS`), exactly as a candidate process used to be
+(``python -s -P -m autotts.discovery._zygote``, its own session, the scrubbed environment
+of the sandbox, stdin from ``/dev/null``), imports what the candidates of its level may
+import, and from then on only forks: every job gets a fresh child, which
 limits itself, loads the candidate, installs the seccomp filter and plays the judge
 exactly as a freshly started process does (:func:`autotts.discovery._child.run`).
 
 What the server holds: imported modules, nothing else. It never sees replay data (the
 judge stays in the parent) nor a job's source (it is given the path of the job file,
-which only the child reads), so a child starts with no more than a fresh process would
-have had. Each child calls ``setsid`` (its own session and process group, killed as a
-group) and dies with the server, which dies with the parent.
+which only the child reads), so a child starts with no more than a fresh process importing
+the same modules would have had (the server's own modules are dropped from the child's
+``sys.modules``). Each child calls ``setsid`` (its own session and process group, killed
+as a group) and dies with the server (``PR_SET_PDEATHSIG``), which exits, killing its
+children, when the parent's end of the control socket closes — also when the parent dies.
 
 Protocol, over ``SOCK_SEQPACKET`` socket pairs (one message per ``sendmsg``):
 
@@ -23,7 +26,7 @@ Protocol, over ``SOCK_SEQPACKET`` socket pairs (one message per ``sendmsg``):
   descriptors attached: the judge channel's read and write ends, the stderr file, and
   the server's end of a fresh *status* socket pair made for this job;
 * server → parent, status socket: ``P`` + pid once forked (``F`` + reason if the fork
-  failed), then ``X`` + the wait status once the server reaped the child;
+  failed), then ``X`` + the wait status and CPU seconds once the server reaped the child;
 * parent → server, status socket: ``K`` kills the child's process group. The server does
   it only while the child is not yet reaped, so a recycled pid is never hit. Closing the
   status socket early kills the child too;
@@ -35,7 +38,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
-import logging
 import os
 import signal
 import socket
@@ -48,8 +50,6 @@ from pathlib import Path
 
 from autotts.discovery._zygote import EXIT_FORMAT, PID_FORMAT, level_for
 from autotts.discovery.validation import named_imports
-
-log = logging.getLogger(__name__)
 
 _PID = struct.Struct(PID_FORMAT)
 _EXIT = struct.Struct(EXIT_FORMAT)

@@ -142,14 +142,14 @@ def judge(
     reverse: bool = False,
     on_episode: Callable[[Mapping[str, Any]], None] | None = None,
     batch: int = 128,
-    on_failure: Callable[[], None] | None = None,
+    on_failure: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Play every episode of a job against the candidate on ``chan``; return the judged cells.
 
     ``chan`` may be several channels, one per process of the same candidate: the episodes
     are then dealt out among them in turn (``keys[i::n]``) and played by one thread each;
-    the books are the same. ``on_failure`` is called as soon as one of them fails (the
-    caller kills the other processes, whose threads then stop at once).
+    the books are the same. ``on_failure(i)`` is called as soon as the process on channel
+    ``i`` fails first (the caller kills the others, whose threads then stop at once).
 
     Raises :class:`CandidateFailure` when the candidate reports an error,
     :class:`ProtocolError` on a malformed request and
@@ -242,7 +242,7 @@ def _play_shards(
     betas: Sequence[float | None],
     on_episode: Callable[[Mapping[str, Any]], None] | None,
     window: int,
-    on_failure: Callable[[], None] | None,
+    on_failure: Callable[[int], None] | None,
 ) -> None:
     """:func:`_play` on every channel at once, ``keys[i::n]`` on channel ``i``; re-raise the first failure.
 
@@ -261,7 +261,7 @@ def _play_shards(
                 errors[i] = exc
                 first = sum(e is not None for e in errors) == 1
             if first and on_failure is not None:
-                on_failure()
+                on_failure(i)
 
     threads = [threading.Thread(target=one, args=(i,), name=f"autotts-judge-{i}", daemon=True) for i in range(n)]
     for t in threads:

@@ -286,6 +286,15 @@ def run_sandbox(job: SandboxJob, limits: SandboxLimits) -> SandboxOutcome:
                 chan.drain_while_sending()
                 chans.append(chan)
         killed = threading.Event()
+        # The process whose failure ended a job split over several (the others are killed
+        # then, so their return codes say nothing about the candidate).
+        cause: list[int] = []
+
+        def kill_the_others(first: int) -> None:
+            cause.append(first)
+            for i, p in enumerate(procs):
+                if i != first:
+                    p.kill()
 
         def kill_all_procs() -> None:
             for p in procs:
@@ -313,7 +322,7 @@ def run_sandbox(job: SandboxJob, limits: SandboxLimits) -> SandboxOutcome:
                 reverse=job.reverse,
                 on_episode=lambda w: where.update(w),
                 batch=job.batch,
-                on_failure=kill_all_procs,
+                on_failure=kill_the_others,
             )
             for p in procs:
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -366,7 +375,7 @@ def run_sandbox(job: SandboxJob, limits: SandboxLimits) -> SandboxOutcome:
                 "crashed", None, f"broke the judge protocol: {protocol} {at}".strip(), stderr_tail, seconds, "protocol"
             )
         # The process that tells most: one killed by a signal, else one that exited with an error.
-        codes = [p.returncode for p in procs]
+        codes = [procs[cause[0]].returncode] if cause else [p.returncode for p in procs]
         rc = next((c for c in codes if c is not None and c < 0), next((c for c in codes if c), codes[0]))
         if rc is not None and rc < 0:
             sig = -rc
