@@ -7,15 +7,20 @@ synthetic store, with a fixed latency per call standing in for the model), the p
 * ``overhead``: one request at a time. The upstream records when it starts and ends
   handling each completion (``time.monotonic``, one clock for all processes on Linux),
   so what the upstream itself spent (its latency, and its own HTTP/JSON handling) is
-  *measured*, not assumed. Per request: overhead per action = (wall time − the time
-  the upstream was busy) / controller actions. Per action: an action is one grow and
-  one probe call (one call for a read, or a grow that finished its branch); its
-  overhead is the idle gaps of the upstream before its calls (the last action of a
-  request also gets the tail up to the reply). What remains is everything the proxy
-  path adds: HTTP to and from the proxy, FastAPI, the thread hop of the sync
-  controller, the controller's own decision, the session, the recipe, the HTTP client,
-  loopback. CPU: the proxy process's CPU time (all its threads, ``/proc/PID/task/*/schedstat``,
-  nanoseconds) per request, divided by its actions. Median and p99 of each.
+  *measured*, not assumed. Per action: an action is one grow and one probe call (one
+  call for a read, or a grow that finished its branch); its overhead is the idle gaps
+  of the upstream before its calls, from the end of the request's first call on: the
+  request's own start (client → proxy → first upstream call) and end (last upstream
+  reply → client) are per-request costs, reported apart as "request start + end"
+  (charging them to the first and last action, as this bench did before, made them
+  half of the per-action sample of a 4-action request and its median a per-request
+  figure). Per request: (wall time − the time the upstream was busy) / controller
+  actions, everything included. What remains is everything the proxy path adds: the
+  controller's own decision, the session, the hop to and from the controller (a thread
+  hop, or a greenlet switch), the recipe, the HTTP client, loopback and the wake-ups of
+  both processes. CPU: the proxy process's CPU time (all its threads,
+  ``/proc/PID/task/*/schedstat``, nanoseconds) per request, divided by its actions.
+  Median and p99 of each.
 * ``concurrency``: rising levels of concurrent clients (each sends 2 requests); a
   level is held when every request succeeds with the replay answer. Prints the
   latency percentiles and throughput of every level and the largest level held.
@@ -144,18 +149,26 @@ def _busy(intervals: Sequence[tuple[float, float, bool]], t0: float, t1: float) 
     return busy
 
 
-def _action_gaps(intervals: Sequence[tuple[float, float, bool]], t0: float, t1: float) -> list[float]:
-    """The proxy's time per action: idle gaps of the upstream before each call, grouped by action."""
-    gaps, current, cursor = [], 0.0, t0
-    for s, e, closes in sorted(intervals):
+def _action_gaps(
+    intervals: Sequence[tuple[float, float, bool]], t0: float, t1: float
+) -> tuple[list[float], float, float]:
+    """The proxy's time per action, and the request's start and end.
+
+    Per action: the idle gaps of the upstream before each of its calls, grouped by
+    action, from the first call on. Start: from ``t0`` (the client sends) to the first
+    call; end: from the last call's end to ``t1`` (the client has the reply).
+    """
+    calls = sorted(intervals)
+    gaps, current, cursor = [], 0.0, calls[0][0]
+    for s, e, closes in calls:
         current += s - cursor
         cursor = e
         if closes:
             gaps.append(current)
             current = 0.0
-    if gaps:
-        gaps[-1] += current + (t1 - cursor)
-    return gaps
+    if current and gaps:
+        gaps[-1] += current
+    return gaps, calls[0][0] - t0, t1 - cursor
 
 
 def _pct(xs: Sequence[float], q: float) -> float:
@@ -169,10 +182,12 @@ def overhead(args: argparse.Namespace) -> None:
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
     print(
         f"{'controller':<28} {'actions/req':>11} {'upstream ms/action':>18} "
-        f"{'overhead/action ms: per action med p99':>39} {'per request med p99':>20} {'CPU ms/action med p99':>22}"
+        f"{'overhead/action ms: per action med p99':>39} {'request start+end ms med':>25} "
+        f"{'per request med p99':>20} {'CPU ms/action med p99':>22}"
     )
+    print(f"autotts serve --run-controllers {args.run_controllers}")
     for controller in args.controllers.split(";"):
-        up, pipe, proc, url = _start(args.latency, controller)
+        up, pipe, proc, url = _start(args.latency, controller, "--run-controllers", args.run_controllers)
         try:
             host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
             conn = http.client.HTTPConnection(host, int(port), timeout=300)
@@ -191,7 +206,7 @@ def overhead(args: argparse.Namespace) -> None:
                 post(_body(k % 4, 90 + k))
             pipe.send("log")
             pipe.recv()
-            per_action, per_request, cpu, upstream, n_actions = [], [], [], [], []
+            per_action, per_request, cpu, upstream, n_actions, ends = [], [], [], [], [], []
             for k in range(args.requests):
                 body = _body(k % 4, k // 4)
                 c0 = _cpu_ns(proc.pid)
@@ -203,7 +218,8 @@ def overhead(args: argparse.Namespace) -> None:
                 log = pipe.recv()
                 # A prune calls no model; the target is about the actions that do.
                 actions = sum(n for a, n in info["actions"].items() if a != "prune")
-                gaps = _action_gaps(log, t0, t1)
+                gaps, start, end = _action_gaps(log, t0, t1)
+                ends.append(start + end)
                 if len(gaps) != actions:
                     raise SystemExit(f"{controller}: {len(gaps)} upstream action boundaries for {actions} actions")
                 busy = _busy(log, t0, t1)
@@ -221,7 +237,7 @@ def overhead(args: argparse.Namespace) -> None:
 
             print(
                 f"{controller:<28} {statistics.mean(n_actions):>11.1f} {statistics.median(upstream) * 1000:>18.2f} "
-                f"{ms(per_action):>39} {ms(per_request):>20} {ms(cpu):>22}"
+                f"{ms(per_action):>39} {statistics.median(ends) * 1000:>25.2f} {ms(per_request):>20} {ms(cpu):>22}"
             )
         finally:
             _stop(up, pipe, proc)
@@ -269,6 +285,12 @@ def main() -> None:
     o.add_argument("--latency", type=float, default=0.02)
     o.add_argument("--requests", type=int, default=40)
     o.add_argument("--controllers", default="sc:n=4;wide-commit:beta=0.5;consistency-exit:beta=0.5")
+    o.add_argument(
+        "--run-controllers",
+        default="auto",
+        choices=("auto", "loop", "threads"),
+        help="where the proxy runs controllers (auto: the default a user gets; built-ins on the event loop)",
+    )
     c = sub.add_parser("concurrency")
     c.add_argument("--latency", type=float, default=0.2)
     c.add_argument("--levels", default="8,16,32,64,128,256")

@@ -10,12 +10,28 @@ probes' tokens are counted apart (``prompt_tokens``, ``probe_tokens``), next to 
 time and per-branch latency.
 
 Sync controller, async I/O (why it looks like this): ``solve(session)`` is ordinary
-blocking code, so the session submits each step as a coroutine to an event loop that
-runs in *another* thread (the proxy's own loop, or a :class:`~autotts.online.loop.LoopThread`)
-and waits on the returned future. ``advance_many`` submits all its branches at once,
-so they run concurrently, and applies their results in the given order (the trace is
-the same as advancing them one by one). Each controller runs in its own thread with
-its own session, so any number of episodes share one loop and one HTTP client.
+blocking code, and every model call runs on one event loop (the proxy's own loop, or a
+:class:`~autotts.online.runner.LoopThread`), where one HTTP client serves every episode.
+A session is driven in one of two ways:
+
+* from a **worker thread** (any controller; the caller's thread in :meth:`LiveRunner.solve`,
+  a pool thread in the proxy): each step is submitted to the loop with
+  ``run_coroutine_threadsafe`` and the thread blocks on the future. Every action then
+  pays two thread wake-ups (loop → worker when the step is done, worker → loop with the
+  next step), which on a small VM cost more than the rest of the action's own work;
+* from a **greenlet on the loop's thread** (:func:`~autotts.online.runner.start_episode`;
+  what the proxy does for built-in controllers): each step becomes a task on the loop
+  and the greenlet switches back to the loop until the task's done callback switches
+  into it again. No thread hop, no lock, no wake-up beyond the upstream's reply; the
+  price is that controller code between two actions runs on the loop and holds every
+  other request's I/O while it runs, so only controllers known to decide quickly belong
+  there (see :class:`~autotts.online.runner.Placement`). :attr:`LiveSession.longest_hold`
+  records the longest such stretch.
+
+``advance_many`` starts all its branches at once, so they run concurrently, and applies
+their results in the given order (the trace is the same as advancing them one by one).
+Each episode has its own session, so any number of episodes share one loop and one HTTP
+client.
 
 Branch ``i`` of an episode sends request seed ``seed + i`` (every request of the branch
 carries it), which makes sampling reproducible on engines that honour seeds and tells
@@ -39,6 +55,8 @@ import time
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import greenlet  # type: ignore[import-untyped]
 
 from autotts.env.session import ACTION_NAMES, ADVANCE, OPEN, PRUNE, READ, BranchView, Reveal, TraceEvent
 from autotts.errors import AutoTTSError, ConfigError, IllegalActionError, StoreExhaustedError
@@ -73,6 +91,36 @@ class LiveLimits:
 
 
 _StepResult = tuple[Any, Grown, Probed | None, float]
+_StepFuture = concurrent.futures.Future[_StepResult] | asyncio.Future[_StepResult]
+
+
+class _Wakeup:
+    """Resumes an episode's greenlet once its steps are done, one has failed, or the deadline has come.
+
+    Done callbacks and the deadline timer run on the loop's own greenlet; the first of
+    them to find the episode still waiting switches into it (FIRST_EXCEPTION semantics,
+    as the thread path's ``concurrent.futures.wait``). Later ones only retrieve their
+    task's exception, so asyncio never logs it as unretrieved.
+    """
+
+    __slots__ = ("episode", "left", "waiting")
+
+    def __init__(self, episode: Any, tasks: int) -> None:
+        self.episode = episode
+        self.left = tasks
+        self.waiting = True
+
+    def done(self, task: asyncio.Future[_StepResult]) -> None:
+        self.left -= 1
+        failed = not task.cancelled() and task.exception() is not None
+        if (failed or self.left == 0) and self.waiting:
+            self.waiting = False
+            self.episode.switch()
+
+    def expire(self) -> None:
+        if self.waiting:
+            self.waiting = False
+            self.episode.switch()
 
 
 class LiveSession:
@@ -118,9 +166,14 @@ class LiveSession:
         self._notes: list[tuple[int, str]] = []
         self._started = time.monotonic()
         self._lock = threading.Lock()
-        self._pending: dict[int, concurrent.futures.Future[_StepResult]] = {}
+        self._pending: dict[int, _StepFuture] = {}
         self._abort: str | None = None
         self.max_branches_hit = False
+        self._greenlet: Any = None
+        self._hub: Any = None
+        self._resumed = 0.0
+        self.longest_hold = 0.0
+        """Longest stretch (seconds) of controller code run on the loop's thread between two switches."""
 
     # ------------------------------------------------------------------ driving
     def abort(self, reason: str = "cancelled") -> None:
@@ -129,8 +182,36 @@ class LiveSession:
             if self._abort is None:
                 self._abort = reason
             pending = list(self._pending.values())
+        if not pending:
+            return
+        if isinstance(pending[0], asyncio.Future) and not self._on_loop_thread():
+            for fut in pending:  # asyncio tasks are cancelled on their own loop's thread
+                self._loop.call_soon_threadsafe(fut.cancel)
+            return
         for fut in pending:
             fut.cancel()
+
+    def _on_loop_thread(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    # ---------------------------------------------------- driving from a greenlet
+    def _attach(self, episode: Any) -> None:
+        """Drive this session from ``episode``, a greenlet on the loop's thread whose parent runs the loop."""
+        self._greenlet = episode
+        self._hub = episode.parent
+
+    def _enter(self) -> None:
+        """The episode's greenlet starts running controller code."""
+        self._resumed = time.monotonic()
+
+    def _leave(self) -> None:
+        """The episode's greenlet stops running controller code (it waits, or it has finished)."""
+        held = time.monotonic() - self._resumed
+        if held > self.longest_hold:
+            self.longest_hold = held
 
     def _guard(self, spend: int) -> None:
         if self._abort is not None:
@@ -146,6 +227,8 @@ class LiveSession:
 
     def _run(self, jobs: dict[int, Coroutine[Any, Any, _StepResult]]) -> dict[int, _StepResult]:
         """Run one step per branch concurrently on the loop; wait within the deadline."""
+        if self._greenlet is not None and greenlet.getcurrent() is self._greenlet:
+            return self._run_here(jobs)
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -153,7 +236,10 @@ class LiveSession:
         if running is self._loop:
             for coro in jobs.values():
                 coro.close()
-            raise OnlineError("a live session must be driven from a worker thread, not from its event loop's thread")
+            raise OnlineError(
+                "a live session must be driven from a worker thread or from its episode's greenlet "
+                "(autotts.online.runner.start_episode), not from its event loop's own code"
+            )
         futs = {}
         with self._lock:
             for i, coro in jobs.items():
@@ -179,26 +265,62 @@ class LiveSession:
                 )
             for fut in not_done:
                 fut.cancel()
-            for i, fut in futs.items():
-                exc = None if (fut.cancelled() or not fut.done()) else fut.exception()
-                if exc is None:
-                    continue
-                if isinstance(exc, AutoTTSError | OSError | TimeoutError) or type(exc).__module__.startswith(
-                    ("httpx", "httpcore")
-                ):
-                    raise UpstreamError(f"the LLM server failed on branch {i}: {exc}") from exc
-                raise exc
-            if not_done or any(f.cancelled() for f in futs.values()):
-                if self._abort is not None or deadline is None:
-                    reason = self._abort or "cancelled"
-                    raise EpisodeStopped(reason, f"the episode was stopped ({reason})")
-                raise EpisodeStopped("deadline", f"the question's deadline of {deadline:g} s has passed")
-            results = {i: fut.result() for i, fut in futs.items()}
-            return results
+            return self._outcome(futs, not_done)
         finally:
             with self._lock:
                 for i in futs:
                     self._pending.pop(i, None)
+
+    def _run_here(self, jobs: dict[int, Coroutine[Any, Any, _StepResult]]) -> dict[int, _StepResult]:
+        """:meth:`_run` from the episode's greenlet: tasks on the loop, and a switch to the loop until they end."""
+        loop = self._loop
+        tasks = {i: loop.create_task(coro) for i, coro in jobs.items()}
+        wakeup = _Wakeup(self._greenlet, len(tasks))
+        with self._lock:
+            self._pending.update(tasks)
+        if self._abort is not None:
+            for task in tasks.values():
+                task.cancel()
+        for task in tasks.values():
+            task.add_done_callback(wakeup.done)
+        deadline = self.limits.deadline
+        timer = None
+        if deadline is not None:
+            timer = loop.call_later(max(0.0, deadline - (time.monotonic() - self._started)), wakeup.expire)
+        try:
+            self._leave()
+            self._hub.switch()
+            self._enter()
+        finally:
+            wakeup.waiting = False
+            if timer is not None:
+                timer.cancel()
+            with self._lock:
+                for i in tasks:
+                    self._pending.pop(i, None)
+        not_done = {t for t in tasks.values() if not t.done()}
+        for task in not_done:
+            task.cancel()
+        return self._outcome(tasks, not_done)
+
+    def _outcome(self, futs: dict[int, Any], not_done: set[Any]) -> dict[int, _StepResult]:
+        """The steps' results, or the error or stop that ended them (``not_done`` have been cancelled)."""
+        for i, fut in futs.items():
+            exc = None if (fut in not_done or fut.cancelled()) else fut.exception()
+            if exc is None:
+                continue
+            if isinstance(exc, AutoTTSError | OSError | TimeoutError) or type(exc).__module__.startswith(
+                ("httpx", "httpcore")
+            ):
+                raise UpstreamError(f"the LLM server failed on branch {i}: {exc}") from exc
+            raise exc
+        if not_done or any(f.cancelled() for f in futs.values()):
+            deadline = self.limits.deadline
+            if self._abort is not None or deadline is None:
+                reason = self._abort or "cancelled"
+                raise EpisodeStopped(reason, f"the episode was stopped ({reason})")
+            raise EpisodeStopped("deadline", f"the question's deadline of {deadline:g} s has passed")
+        return {i: fut.result() for i, fut in futs.items()}
 
     async def _branch_state(self, i: int) -> Any:
         state = self._branch[i]
