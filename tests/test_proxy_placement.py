@@ -87,14 +87,19 @@ def _in_thread(fn: Any, *args: Any, **kw: Any) -> tuple[threading.Thread, list[A
     return t, got
 
 
-def _episodes(url: str) -> dict[str, float]:
+def _counter(url: str, name: str) -> dict[str, float]:
+    """``{label value: count}`` of a one-label counter on ``/metrics``."""
     text = httpx.get(url.removesuffix("/v1") + "/metrics").text
     out = {}
     for line in text.splitlines():
-        if line.startswith("autotts_episodes_total{"):
+        if line.startswith(name + "{"):
             label, value = line.split("} ")
             out[label.split('"')[1]] = float(value)
     return out
+
+
+def _episodes(url: str) -> dict[str, float]:
+    return _counter(url, "autotts_episodes_total")
 
 
 def _wait_for(predicate: Any, seconds: float = 30) -> None:
@@ -164,10 +169,14 @@ def test_a_controller_holding_the_loop_is_answered_when_it_lets_go_and_then_move
 def test_threads_placement_runs_builtins_in_threads_and_gives_the_same_answers(upstream: Any) -> None:
     cfg = _config("cmc", beta=0.5, placement=Placement.THREADS)
     with proxy(cfg, upstream.openai_base_url) as url:
+        actions: dict[str, float] = {}
         for qi in range(len(STORE.questions)):
             answer, ref = offline(STORE, ControllerSpec.parse("cmc:beta=0.5"), qi, run=3)
             r = _post(url, qi, 3)
             assert r.status_code == 200
             assert r.json()["choices"][0]["message"]["content"] == answer
             assert r.json()["autotts"]["trace"]["tokens"] == ref.cost
+            for e in ref.trace:
+                actions[e.action] = actions.get(e.action, 0) + 1
         assert _episodes(url) == {"loop": 0.0, "thread": 3.0}
+        assert _counter(url, "autotts_actions_total") == actions

@@ -322,8 +322,11 @@ def create_app(config: ProxyConfig, connect: Callable[[], Awaitable[BranchSteps]
                 m.tokens.labels("probe").inc(result.probe_tokens)
                 m.tokens.labels("prompt").inc(result.prompt_tokens)
                 m.branches.inc(result.branches)
-                for e in result.trace:
-                    m.actions.labels(e.action).inc()
+                counts: dict[str, int] = {}
+                for e in result.trace:  # one labelled increment per kind, not per action (labels() is not free)
+                    counts[e.action] = counts.get(e.action, 0) + 1
+                for action, n in counts.items():
+                    m.actions.labels(action).inc(n)
                 for s in result.branch_latency:
                     m.branch_seconds.observe(s)
 
