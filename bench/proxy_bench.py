@@ -21,18 +21,26 @@ synthetic store, with a fixed latency per call standing in for the model), the p
   both processes. CPU: the proxy process's CPU time (all its threads,
   ``/proc/PID/task/*/schedstat``, nanoseconds) per request, divided by its actions.
   Median and p99 of each.
+* ``floor``: the same measurement for a client that does nothing between its calls
+  (bare asyncio streams, a prepared grow request then a prepared probe request per
+  "action", one kept-alive connection, replies read by ``Content-Length``): what this
+  method charges to *any* client for loopback and the two processes' wake-ups, so
+  that the proxy's own share is the difference.
 * ``concurrency``: rising levels of concurrent clients (each sends 2 requests); a
   level is held when every request succeeds with the replay answer. Prints the
   latency percentiles and throughput of every level and the largest level held.
 
     python bench/proxy_bench.py overhead --latency 0.02 --requests 40
+    python bench/proxy_bench.py floor --latency 0.02 --actions 400
     python bench/proxy_bench.py concurrency --latency 0.2 --levels 8,16,32,64,128,256
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -243,6 +251,64 @@ def overhead(args: argparse.Namespace) -> None:
             _stop(up, pipe, proc)
 
 
+async def _bare_client(url: str, requests: Sequence[bytes], actions: int) -> None:
+    """Send ``requests`` in turn, ``actions`` times over, on one connection; read each reply, do nothing else."""
+    host, port = url.split("//")[1].split("/")[0].rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    for _ in range(actions):
+        for request in requests:
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            body = await reader.readexactly(length)
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise SystemExit(f"the upstream refused the prepared request: {head[:40]!r} {body[:200]!r}")
+    writer.close()
+    await writer.wait_closed()
+
+
+def floor(args: argparse.Namespace) -> None:
+    from autotts.collect.recipe import Recipe
+
+    recipe = Recipe()
+    store = tiny_store(**STORE_ARGS)
+    grow_prompt = recipe.template.render(store.questions[0].text)
+    # A grow of branch 0, then a probe after its first interval (the marker tells the replay server where).
+    probe_prompt = grow_prompt + "[replay q0 b0 #0] " + recipe.probe_suffix
+    requests = []
+    for prompt, max_tokens in ((grow_prompt, STORE_ARGS["delta"]), (probe_prompt, 32)):
+        body = json.dumps({"model": "replay", "prompt": prompt, "max_tokens": max_tokens, "seed": 0}).encode()
+        requests.append(
+            b"POST /v1/completions HTTP/1.1\r\nHost: upstream\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    pipe, theirs = ctx.Pipe()
+    up = ctx.Process(target=_upstream, args=(args.latency, q, theirs), daemon=True)
+    up.start()
+    try:
+        url = q.get(timeout=60)
+        asyncio.run(_bare_client(url, requests, 5))  # warm-up
+        pipe.send("log")
+        pipe.recv()
+        load = os.getloadavg()
+        asyncio.run(_bare_client(url, requests, args.actions))
+        pipe.send("log")
+        calls = sorted(pipe.recv())
+    finally:
+        pipe.send("stop")
+        up.join(timeout=10)
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(calls)]
+    per_action = [gaps[i] + gaps[i + 1] for i in range(1, len(gaps) - 1, 2)]  # before a grow + before its probe
+    print(f"upstream latency {args.latency * 1000:.0f} ms per call; load average {load[0]:.2f} {load[1]:.2f}")
+    print(
+        f"bare client, {args.actions} actions (grow + probe): gap between calls median "
+        f"{statistics.median(gaps) * 1000:.3f} ms; per action median {statistics.median(per_action) * 1000:.3f} ms, "
+        f"p99 {_pct(per_action, 99) * 1000:.3f} ms"
+    )
+
+
 def concurrency(args: argparse.Namespace) -> None:
     levels = [int(x) for x in args.levels.split(",")]
     up, pipe, proc, url = _start(args.latency, args.controller, "--max-concurrency", str(max(levels)))
@@ -291,12 +357,15 @@ def main() -> None:
         choices=("auto", "loop", "threads"),
         help="where the proxy runs controllers (auto: the default a user gets; built-ins on the event loop)",
     )
+    f = sub.add_parser("floor")
+    f.add_argument("--latency", type=float, default=0.02)
+    f.add_argument("--actions", type=int, default=400)
     c = sub.add_parser("concurrency")
     c.add_argument("--latency", type=float, default=0.2)
     c.add_argument("--levels", default="8,16,32,64,128,256")
     c.add_argument("--controller", default="sc:n=4")
     args = p.parse_args()
-    overhead(args) if args.mode == "overhead" else concurrency(args)
+    {"overhead": overhead, "floor": floor, "concurrency": concurrency}[args.mode](args)
 
 
 if __name__ == "__main__":
