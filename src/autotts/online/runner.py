@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import greenlet  # type: ignore[import-untyped]
-
 from autotts.controllers.base import Controller
 from autotts.env.session import TraceEvent
 from autotts.errors import AutoTTSError, ControllerError
@@ -159,38 +157,20 @@ def runs_on_loop(controller: Controller, placement: Placement) -> bool:
 def start_episode(
     controller: Controller, session: LiveSession, *, label: str = "controller"
 ) -> asyncio.Future[LiveResult]:
-    """Start :func:`run_episode` in a greenlet on the running event loop; its future gets the result.
+    """Start :func:`run_episode` in a greenlet on the running event loop; the returned task gets the result.
 
-    Call it on the session's loop. The controller runs on the loop's thread until its
-    first action, from a callback scheduled here; each action then starts its model calls
-    as tasks and switches back to the loop, and the tasks' completion switches into it
-    again. ``session.longest_hold`` tells afterwards how long the controller held the loop
-    in one go at most.
+    Call it on the session's loop. The episode's task switches into the controller's
+    greenlet, awaits the steps each action switches out with, and switches back in with
+    their results (see the live session's module docstring). ``session.longest_hold``
+    tells afterwards how long the controller held the loop in one go at most.
     """
     loop = asyncio.get_running_loop()
     if session._loop is not loop:
         raise OnlineError("start_episode must be called on the live session's own event loop")
-    future: asyncio.Future[LiveResult] = loop.create_future()
-
-    def body() -> None:
-        session._enter()
-        try:
-            result = run_episode(controller, session, label=label)
-        except greenlet.GreenletExit:  # the loop went away with the episode suspended
-            raise
-        except BaseException as exc:
-            session._leave()
-            if not future.done():
-                future.set_exception(exc)
-            return
-        session._leave()
-        if not future.done():
-            future.set_result(result)
-
-    episode = greenlet.greenlet(body, parent=greenlet.getcurrent())
-    session._attach(episode)
-    loop.call_soon(episode.switch)
-    return future
+    task: asyncio.Future[LiveResult] = loop.create_task(
+        session._drive(lambda: run_episode(controller, session, label=label))
+    )
+    return task
 
 
 class LoopThread:

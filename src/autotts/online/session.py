@@ -20,13 +20,15 @@ A session is driven in one of two ways:
   pays two thread wake-ups (loop → worker when the step is done, worker → loop with the
   next step), which on a small VM cost more than the rest of the action's own work;
 * from a **greenlet on the loop's thread** (:func:`~autotts.online.runner.start_episode`;
-  what the proxy does for built-in controllers): each step becomes a task on the loop
-  and the greenlet switches back to the loop until the task's done callback switches
-  into it again. No thread hop, no lock, no wake-up beyond the upstream's reply; the
-  price is that controller code between two actions runs on the loop and holds every
-  other request's I/O while it runs, so only controllers known to decide quickly belong
-  there (see :class:`~autotts.online.runner.Placement`). :attr:`LiveSession.longest_hold`
-  records the longest such stretch.
+  what the proxy does for built-in controllers): one driver task per episode switches
+  into the controller's greenlet; an action switches back to the driver with the step
+  it needs, the driver awaits that step in its own task (several at once as tasks of
+  their own, for ``advance_many``) and switches into the greenlet again with the result.
+  No thread hop, no lock, no task or loop iteration per action beyond the I/O itself;
+  the price is that controller code between two actions runs on the loop and holds
+  every other request's I/O while it runs, so only controllers known to decide quickly
+  belong there (see :class:`~autotts.online.runner.Placement`).
+  :attr:`LiveSession.longest_hold` records the longest such stretch.
 
 ``advance_many`` starts all its branches at once, so they run concurrently, and applies
 their results in the given order (the trace is the same as advancing them one by one).
@@ -52,7 +54,7 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,36 +93,7 @@ class LiveLimits:
 
 
 _StepResult = tuple[Any, Grown, Probed | None, float]
-_StepFuture = concurrent.futures.Future[_StepResult] | asyncio.Future[_StepResult]
-
-
-class _Wakeup:
-    """Resumes an episode's greenlet once its steps are done, one has failed, or the deadline has come.
-
-    Done callbacks and the deadline timer run on the loop's own greenlet; the first of
-    them to find the episode still waiting switches into it (FIRST_EXCEPTION semantics,
-    as the thread path's ``concurrent.futures.wait``). Later ones only retrieve their
-    task's exception, so asyncio never logs it as unretrieved.
-    """
-
-    __slots__ = ("episode", "left", "waiting")
-
-    def __init__(self, episode: Any, tasks: int) -> None:
-        self.episode = episode
-        self.left = tasks
-        self.waiting = True
-
-    def done(self, task: asyncio.Future[_StepResult]) -> None:
-        self.left -= 1
-        failed = not task.cancelled() and task.exception() is not None
-        if (failed or self.left == 0) and self.waiting:
-            self.waiting = False
-            self.episode.switch()
-
-    def expire(self) -> None:
-        if self.waiting:
-            self.waiting = False
-            self.episode.switch()
+_StepFuture = concurrent.futures.Future[_StepResult] | asyncio.Future[Any]
 
 
 class LiveSession:
@@ -170,8 +143,7 @@ class LiveSession:
         self._abort: str | None = None
         self.max_branches_hit = False
         self._greenlet: Any = None
-        self._hub: Any = None
-        self._resumed = 0.0
+        self._driver: asyncio.Task[Any] | None = None
         self.longest_hold = 0.0
         """Longest stretch (seconds) of controller code run on the loop's thread between two switches."""
 
@@ -198,24 +170,93 @@ class LiveSession:
             return False
 
     # ---------------------------------------------------- driving from a greenlet
-    def _attach(self, episode: Any) -> None:
-        """Drive this session from ``episode``, a greenlet on the loop's thread whose parent runs the loop."""
-        self._greenlet = episode
-        self._hub = episode.parent
+    async def _drive(self, body: Callable[[], Any]) -> Any:
+        """Run ``body`` (the episode) in a greenlet, awaiting here the steps its actions switch out with.
 
-    def _enter(self) -> None:
-        """The episode's greenlet starts running controller code."""
-        self._resumed = time.monotonic()
+        The session's own task (see the module docstring). Its deadline is one timer for
+        the whole episode, which aborts it; an abort cancels the step in flight (this
+        task, while it awaits a single step inline).
+        """
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            raise OnlineError("a live session's episode must run on the session's own event loop")
+        self._driver = asyncio.current_task()
+        episode = self._greenlet = greenlet.greenlet(body)
+        deadline = self.limits.deadline
+        timer = None
+        if deadline is not None:
+            timer = loop.call_at(loop.time() + deadline - (time.monotonic() - self._started), self.abort, "deadline")
+        try:
+            resumed = time.monotonic()
+            jobs = episode.switch()
+            while True:
+                held = time.monotonic() - resumed
+                if held > self.longest_hold:
+                    self.longest_hold = held
+                if episode.dead:
+                    return jobs  # what body returned
+                outcome = await self._await_steps(jobs)
+                resumed = time.monotonic()
+                jobs = episode.switch(outcome)
+        finally:
+            if timer is not None:
+                timer.cancel()
 
-    def _leave(self) -> None:
-        """The episode's greenlet stops running controller code (it waits, or it has finished)."""
-        held = time.monotonic() - self._resumed
-        if held > self.longest_hold:
-            self.longest_hold = held
+    async def _await_steps(
+        self, jobs: dict[int, Coroutine[Any, Any, _StepResult]]
+    ) -> tuple[bool, dict[int, _StepResult] | BaseException]:
+        """Run an action's steps; ``(True, results)`` or ``(False, the exception its action raises)``."""
+        driver = self._driver
+        if driver is None:
+            raise OnlineError("the episode's driver task is not running")
+        if len(jobs) > 1:
+            tasks = {i: self._loop.create_task(coro) for i, coro in jobs.items()}
+            with self._lock:
+                self._pending.update(tasks)
+            if self._abort is not None:
+                for task in tasks.values():
+                    task.cancel()
+            try:
+                await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_EXCEPTION)
+            except asyncio.CancelledError:  # the driver itself was cancelled from outside
+                driver.uncancel()
+                self.abort("cancelled")
+            finally:
+                with self._lock:
+                    for i in tasks:
+                        self._pending.pop(i, None)
+            not_done = {t for t in tasks.values() if not t.done()}
+            for task in not_done:
+                task.cancel()
+            try:
+                return True, self._outcome(tasks, not_done)
+            except Exception as exc:  # raised by the action, in the controller's greenlet
+                return False, exc
+        ((i, coro),) = jobs.items()
+        if self._abort is not None:
+            coro.close()
+            return False, EpisodeStopped(self._abort, f"the episode was stopped ({self._abort})")
+        with self._lock:
+            self._pending[i] = driver
+        try:
+            result = await coro
+        except asyncio.CancelledError:  # abort() (a client gone, shutdown, the deadline), or whoever cancelled the task
+            driver.uncancel()
+            with self._lock:
+                if self._abort is None:
+                    self._abort = "cancelled"
+                reason = self._abort
+            return False, EpisodeStopped(reason, self._stop_message(reason))
+        except Exception as exc:
+            return False, self._step_error(i, exc)
+        finally:
+            with self._lock:
+                self._pending.pop(i, None)
+        return True, {i: result}
 
     def _guard(self, spend: int) -> None:
         if self._abort is not None:
-            raise EpisodeStopped(self._abort, f"the episode was stopped ({self._abort})")
+            raise EpisodeStopped(self._abort, self._stop_message(self._abort))
         deadline = self.limits.deadline
         if deadline is not None and time.monotonic() - self._started >= deadline:
             raise EpisodeStopped("deadline", f"the question's deadline of {deadline:g} s has passed")
@@ -272,55 +313,45 @@ class LiveSession:
                     self._pending.pop(i, None)
 
     def _run_here(self, jobs: dict[int, Coroutine[Any, Any, _StepResult]]) -> dict[int, _StepResult]:
-        """:meth:`_run` from the episode's greenlet: tasks on the loop, and a switch to the loop until they end."""
-        loop = self._loop
-        tasks = {i: loop.create_task(coro) for i, coro in jobs.items()}
-        wakeup = _Wakeup(self._greenlet, len(tasks))
-        with self._lock:
-            self._pending.update(tasks)
-        if self._abort is not None:
-            for task in tasks.values():
-                task.cancel()
-        for task in tasks.values():
-            task.add_done_callback(wakeup.done)
-        deadline = self.limits.deadline
-        timer = None
-        if deadline is not None:
-            timer = loop.call_later(max(0.0, deadline - (time.monotonic() - self._started)), wakeup.expire)
-        try:
-            self._leave()
-            self._hub.switch()
-            self._enter()
-        finally:
-            wakeup.waiting = False
-            if timer is not None:
-                timer.cancel()
-            with self._lock:
-                for i in tasks:
-                    self._pending.pop(i, None)
-        not_done = {t for t in tasks.values() if not t.done()}
-        for task in not_done:
-            task.cancel()
-        return self._outcome(tasks, not_done)
+        """:meth:`_run` from the episode's greenlet: switch out to the driver with the steps, back with the results."""
+        ok, payload = self._driver_greenlet.switch(jobs)
+        if not ok:
+            raise payload
+        return payload  # type: ignore[no-any-return]
+
+    @property
+    def _driver_greenlet(self) -> Any:
+        return self._greenlet.parent
 
     def _outcome(self, futs: dict[int, Any], not_done: set[Any]) -> dict[int, _StepResult]:
         """The steps' results, or the error or stop that ended them (``not_done`` have been cancelled)."""
         for i, fut in futs.items():
             exc = None if (fut in not_done or fut.cancelled()) else fut.exception()
-            if exc is None:
-                continue
-            if isinstance(exc, AutoTTSError | OSError | TimeoutError) or type(exc).__module__.startswith(
-                ("httpx", "httpcore")
-            ):
-                raise UpstreamError(f"the LLM server failed on branch {i}: {exc}") from exc
-            raise exc
+            if exc is not None:
+                raise self._step_error(i, exc)
         if not_done or any(f.cancelled() for f in futs.values()):
             deadline = self.limits.deadline
             if self._abort is not None or deadline is None:
                 reason = self._abort or "cancelled"
-                raise EpisodeStopped(reason, f"the episode was stopped ({reason})")
-            raise EpisodeStopped("deadline", f"the question's deadline of {deadline:g} s has passed")
+                raise EpisodeStopped(reason, self._stop_message(reason))
+            raise EpisodeStopped("deadline", self._stop_message("deadline"))
         return {i: fut.result() for i, fut in futs.items()}
+
+    @staticmethod
+    def _step_error(i: int, exc: BaseException) -> BaseException:
+        """What an action raises for its step's failure: an :class:`UpstreamError` for the server's."""
+        if isinstance(exc, AutoTTSError | OSError | TimeoutError) or type(exc).__module__.startswith(
+            ("httpx", "httpcore")
+        ):
+            error = UpstreamError(f"the LLM server failed on branch {i}: {exc}")
+            error.__cause__ = exc
+            return error
+        return exc
+
+    def _stop_message(self, reason: str) -> str:
+        if reason == "deadline" and self.limits.deadline is not None:
+            return f"the question's deadline of {self.limits.deadline:g} s has passed"
+        return f"the episode was stopped ({reason})"
 
     async def _branch_state(self, i: int) -> Any:
         state = self._branch[i]
