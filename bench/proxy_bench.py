@@ -188,12 +188,12 @@ def overhead(args: argparse.Namespace) -> None:
     print(f"upstream latency {args.latency * 1000:.0f} ms per call; {args.requests} sequential requests per controller")
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    print(f"controllers placed by: autotts serve --run-controllers {args.run_controllers}")
     print(
         f"{'controller':<28} {'actions/req':>11} {'upstream ms/action':>18} "
         f"{'overhead/action ms: per action med p99':>39} {'request start+end ms med':>25} "
         f"{'per request med p99':>20} {'CPU ms/action med p99':>22}"
     )
-    print(f"autotts serve --run-controllers {args.run_controllers}")
     for controller in args.controllers.split(";"):
         up, pipe, proc, url = _start(args.latency, controller, "--run-controllers", args.run_controllers)
         try:
