@@ -13,7 +13,7 @@ import pytest
 from autotts.controllers import ControllerSpec
 from autotts.env.protocols import shuffle_order
 from autotts.env.session import ReplaySession
-from autotts.errors import IllegalActionError
+from autotts.errors import ControllerError, IllegalActionError
 from autotts.llm import RetryPolicy
 from autotts.online import LiveLimits, LiveRunner, OnlineError, Placement, UpstreamError, run_episode, start_episode
 from autotts.online.upstream import RecipeSteps
@@ -84,6 +84,28 @@ def test_abort_from_another_thread_stops_an_episode_on_the_loop() -> None:
         got = live._loop.run(on_loop())  # type: ignore[union-attr]
         assert got.stop_reason == "shutdown" and time.monotonic() - t0 < 2.0
         assert session.longest_hold < 0.5  # the controller itself held the loop only briefly
+
+
+class _ComputesThenFails:
+    """Opens a branch, computes for 0.2 s without acting, then fails."""
+
+    def solve(self, session: Any) -> str:
+        session.open()
+        end = time.monotonic() + 0.2
+        while time.monotonic() < end:
+            pass
+        raise ValueError("a bug after a long think")
+
+
+def test_a_failing_controller_on_the_loop_is_a_controller_error_and_its_hold_is_recorded(live: LiveRunner) -> None:
+    session = live.session(Q)
+
+    async def on_loop() -> Any:
+        return await start_episode(_ComputesThenFails(), session, label="fails")
+
+    with pytest.raises(ControllerError, match="a bug after a long think"):
+        live._loop.run(on_loop())  # type: ignore[union-attr]
+    assert 0.2 <= session.longest_hold < 5
 
 
 def test_abort_from_another_thread() -> None:

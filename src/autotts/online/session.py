@@ -187,20 +187,23 @@ class LiveSession:
         if deadline is not None:
             timer = loop.call_at(loop.time() + deadline - (time.monotonic() - self._started), self.abort, "deadline")
         try:
-            resumed = time.monotonic()
-            jobs = episode.switch()
-            while True:
-                held = time.monotonic() - resumed
-                if held > self.longest_hold:
-                    self.longest_hold = held
-                if episode.dead:
-                    return jobs  # what body returned
-                outcome = await self._await_steps(jobs)
-                resumed = time.monotonic()
-                jobs = episode.switch(outcome)
+            jobs = self._resume(episode)
+            while not episode.dead:
+                jobs = self._resume(episode, await self._await_steps(jobs))
+            return jobs  # what body returned
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def _resume(self, episode: Any, *outcome: Any) -> Any:
+        """Switch into the controller until its next action (or its end); note how long it held the loop."""
+        resumed = time.monotonic()
+        try:
+            return episode.switch(*outcome)
+        finally:
+            held = time.monotonic() - resumed
+            if held > self.longest_hold:
+                self.longest_hold = held
 
     async def _await_steps(
         self, jobs: dict[int, Coroutine[Any, Any, _StepResult]]
@@ -235,7 +238,7 @@ class LiveSession:
         ((i, coro),) = jobs.items()
         if self._abort is not None:
             coro.close()
-            return False, EpisodeStopped(self._abort, f"the episode was stopped ({self._abort})")
+            return False, EpisodeStopped(self._abort, self._stop_message(self._abort))
         with self._lock:
             self._pending[i] = driver
         try:
