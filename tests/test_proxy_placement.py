@@ -143,7 +143,7 @@ def test_a_controller_file_computing_between_actions_does_not_stall_other_reques
 def test_a_controller_holding_the_loop_is_answered_when_it_lets_go_and_then_moved_to_a_thread(
     busy: str, upstream: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cfg = _config(f"{busy}:Busy:seconds=1.0", placement=Placement.LOOP)
+    cfg = _config(f"{busy}:Busy:seconds=2.0", placement=Placement.LOOP)
     with proxy(cfg, upstream.openai_base_url) as url, caplog.at_level(logging.WARNING, "autotts.online.proxy"):
         t0 = time.monotonic()
         r = _post(url, 0, timeout=0.3)
@@ -151,7 +151,7 @@ def test_a_controller_holding_the_loop_is_answered_when_it_lets_go_and_then_move
         # On the loop nothing can interrupt the computation; the request is answered at its
         # next action, when its deadline has long passed.
         assert r.status_code == 200 and r.json()["autotts"]["stop_reason"] == "deadline", r.text
-        assert 1.0 <= took < 2.5
+        assert 2.0 <= took < 4.0
         assert any("held the event loop" in rec.getMessage() for rec in caplog.records), caplog.text
         # From now on that controller runs in a worker thread: the loop stays responsive while it computes.
         calls = upstream.completions
@@ -159,7 +159,8 @@ def test_a_controller_holding_the_loop_is_answered_when_it_lets_go_and_then_move
         _wait_for(lambda: upstream.completions >= calls + 2)
         h0 = time.monotonic()
         assert httpx.get(url.removesuffix("/v1") + "/health", timeout=10).status_code == 200
-        assert time.monotonic() - h0 < 0.3, "the event loop was held by a controller moved to threads"
+        # On the loop /health would wait for the whole 2 s computation; 1 s leaves room for a loaded machine.
+        assert time.monotonic() - h0 < 1.0, "the event loop was held by a controller moved to threads"
         t.join(timeout=30)
         assert got[0].status_code == 200 and got[0].json()["autotts"]["stop_reason"] == "deadline"
         assert _episodes(url) == {"loop": 1.0, "thread": 1.0}
