@@ -2,7 +2,9 @@
 
 The live path is the real one: the collection recipe's grow and probe steps over the
 one HTTP client, against a real HTTP server on 127.0.0.1 serving the store. Answers,
-token costs, sequential tokens and whole action traces must be identical.
+token costs, sequential tokens and whole action traces must be identical, with the
+controller on the event loop (a greenlet, what the proxy does for built-ins) and in a
+thread of its own.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import pytest
 from autotts.controllers import ControllerSpec, registry
 from autotts.env.protocols import shuffle_order
 from autotts.env.session import ReplaySession
-from autotts.online import LiveLimits, LiveRunner
+from autotts.online import LiveLimits, LiveRunner, Placement
 from autotts.online.upstream import RecipeSteps
 from autotts.testing import tiny_store
 from tests.online_support import RECIPE, offline, replay_server
@@ -34,11 +36,13 @@ RUNS = (0, 7)
 STORE = tiny_store(seed=3, questions=3, branches=16, delta=2000)
 
 
-@pytest.fixture(scope="module")
-def live():  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module", params=[Placement.LOOP, Placement.THREADS], ids=["loop", "threads"])
+def live(request):  # type: ignore[no-untyped-def]
+    """A live runner whose controllers run on its event loop (greenlets) or in the calling thread."""
     with replay_server(STORE) as srv:
         url = srv.openai_base_url
-        with LiveRunner(lambda: RecipeSteps.connect([url], "replay", RECIPE), delta=STORE.questions[0].delta) as r:
+        connect = lambda: RecipeSteps.connect([url], "replay", RECIPE)  # noqa: E731
+        with LiveRunner(connect, delta=STORE.questions[0].delta, placement=request.param) as r:
             yield r
 
 

@@ -13,9 +13,9 @@ import pytest
 from autotts.controllers import ControllerSpec
 from autotts.env.protocols import shuffle_order
 from autotts.env.session import ReplaySession
-from autotts.errors import IllegalActionError
+from autotts.errors import ControllerError, IllegalActionError
 from autotts.llm import RetryPolicy
-from autotts.online import LiveLimits, LiveRunner, OnlineError, UpstreamError, run_episode
+from autotts.online import LiveLimits, LiveRunner, OnlineError, Placement, UpstreamError, run_episode, start_episode
 from autotts.online.upstream import RecipeSteps
 from autotts.testing import tiny_store
 from autotts.testing.replay_server import Fault, ReplayLLMServer
@@ -27,9 +27,9 @@ Q = STORE.questions[0].text
 DATA = Path(__file__).parent / "data" / "published_style_controllers.py"
 
 
-def _runner(srv: ReplayLLMServer, **connect: Any) -> LiveRunner:
+def _runner(srv: ReplayLLMServer, placement: Placement = Placement.AUTO, **connect: Any) -> LiveRunner:
     url = srv.openai_base_url
-    return LiveRunner(lambda: RecipeSteps.connect([url], "replay", RECIPE, **connect), delta=DELTA)
+    return LiveRunner(lambda: RecipeSteps.connect([url], "replay", RECIPE, **connect), delta=DELTA, placement=placement)
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +60,52 @@ def test_max_branches_is_the_branch_pool(live: LiveRunner) -> None:
     assert got.cost == ref.cost
 
 
-def test_deadline_cancels_the_running_step() -> None:
-    with replay_server(STORE, latency=0.1) as srv, _runner(srv) as live:
+@pytest.mark.parametrize("placement", [Placement.LOOP, Placement.THREADS])
+def test_deadline_cancels_the_running_step(placement: Placement) -> None:
+    with replay_server(STORE, latency=0.1) as srv, _runner(srv, placement) as live:
         t0 = time.monotonic()
         got = live.solve(ControllerSpec.parse("cmc:beta=1").build(), Q, limits=LiveLimits(deadline=0.8))
         took = time.monotonic() - t0
     assert got.stop_reason == "deadline"
     assert took < 3.0
     assert got.seconds >= 0.8
+
+
+def test_abort_from_another_thread_stops_an_episode_on_the_loop() -> None:
+    with replay_server(STORE, latency=0.05) as srv, _runner(srv) as live:
+        session = live.session(Q)
+        threading.Timer(0.5, session.abort, args=("shutdown",)).start()
+        controller = ControllerSpec.parse("cmc:beta=1").build()
+
+        async def on_loop() -> Any:
+            return await start_episode(controller, session)
+
+        t0 = time.monotonic()
+        got = live._loop.run(on_loop())  # type: ignore[union-attr]
+        assert got.stop_reason == "shutdown" and time.monotonic() - t0 < 2.0
+        assert session.longest_hold < 0.5  # the controller itself held the loop only briefly
+
+
+class _ComputesThenFails:
+    """Opens a branch, computes for 0.2 s without acting, then fails."""
+
+    def solve(self, session: Any) -> str:
+        session.open()
+        end = time.monotonic() + 0.2
+        while time.monotonic() < end:
+            pass
+        raise ValueError("a bug after a long think")
+
+
+def test_a_failing_controller_on_the_loop_is_a_controller_error_and_its_hold_is_recorded(live: LiveRunner) -> None:
+    session = live.session(Q)
+
+    async def on_loop() -> Any:
+        return await start_episode(_ComputesThenFails(), session, label="fails")
+
+    with pytest.raises(ControllerError, match="a bug after a long think"):
+        live._loop.run(on_loop())  # type: ignore[union-attr]
+    assert 0.2 <= session.longest_hold < 5
 
 
 def test_abort_from_another_thread() -> None:
@@ -109,10 +147,11 @@ def test_published_style_controller_files_run_unchanged(live: LiveRunner) -> Non
             assert (got.answer, got.cost, got.trace) == (answer, ref.cost, ref.trace), (cls, run)
 
 
-def test_upstream_failure_is_an_upstream_error() -> None:
+@pytest.mark.parametrize("placement", [Placement.LOOP, Placement.THREADS])
+def test_upstream_failure_is_an_upstream_error(placement: Placement) -> None:
     with (
         replay_server(STORE, fault=lambda info: Fault("error", status=503)) as srv,
-        _runner(srv, policy=RetryPolicy(max_retries=1, backoff_seconds=0.01)) as live,
+        _runner(srv, placement, policy=RetryPolicy(max_retries=1, backoff_seconds=0.01)) as live,
     ):
         with pytest.raises(UpstreamError, match="503"):
             live.solve(ControllerSpec.parse("sc:n=2").build(), Q)

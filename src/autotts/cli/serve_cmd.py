@@ -72,6 +72,12 @@ def serve(
     include_reasoning: Annotated[bool, typer.Option(help="Return one branch's reasoning by default.")] = False,
     shutdown_grace: Annotated[float, typer.Option(help="Seconds in-flight requests get on SIGTERM.")] = 30.0,
     access_log: Annotated[bool, typer.Option(help="Log every HTTP request.")] = False,
+    run_controllers: Annotated[
+        str,
+        typer.Option(
+            help="Where controllers run: auto (built-ins on the event loop, files in worker threads), loop, threads."
+        ),
+    ] = "auto",
 ) -> None:
     """Serve a controller as an OpenAI-compatible chat-completions endpoint."""
     try:
@@ -82,7 +88,7 @@ def serve(
     except ImportError as exc:
         raise ConfigError(f"autotts serve needs the serve extra: pip install 'autotts[serve]' ({exc})") from None
     from autotts.llm import RetryPolicy, read_key
-    from autotts.online import LiveLimits
+    from autotts.online import LiveLimits, Placement
     from autotts.online.upstream import RecipeSteps, live_recipe
 
     if not controller:
@@ -93,6 +99,10 @@ def serve(
         raise ConfigError("--model is required (the model name the upstream serves)")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be 0..65535, got {port}")
+    try:
+        placement = Placement(run_controllers)
+    except ValueError:
+        raise ConfigError(f"--run-controllers must be auto, loop or threads; got {run_controllers!r}") from None
     if timeout <= 0 or shutdown_grace < 0:
         raise ConfigError("--timeout must be positive and --shutdown-grace non-negative")
     config = ProxyConfig(
@@ -109,6 +119,7 @@ def serve(
         include_reasoning=include_reasoning,
         shutdown_grace=shutdown_grace,
         api_keys=load_keys(file=api_keys_file),
+        placement=placement,
     )
     recipe = live_recipe(preset, temperature=temperature, top_p=top_p, token_prompts=token_prompts)
     key = read_key(upstream_key_env) if upstream_key_env else ""

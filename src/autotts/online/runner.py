@@ -13,6 +13,10 @@ with a stop reason:
 
 Upstream failures propagate as :class:`~autotts.online.errors.UpstreamError`; a bug in a
 controller propagates as :class:`~autotts.errors.ControllerError`.
+
+:func:`start_episode` runs the same thing in a greenlet on the event loop's own thread,
+for controllers that decide quickly (see :class:`Placement` and the live session's
+module docstring for why).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from autotts.controllers.base import Controller
@@ -126,6 +131,48 @@ def run_episode(controller: Controller, session: LiveSession, *, label: str = "c
     )
 
 
+class Placement(StrEnum):
+    """Where a live episode's controller code runs.
+
+    * ``auto`` (the default): built-in controllers (classes of the ``autotts.controllers``
+      package, which decide in microseconds) on the event loop, in greenlets; every other
+      controller (a file, a discovered controller, a class given from Python) in a worker thread;
+    * ``loop``: every controller on the event loop — only for controllers known to decide
+      quickly: while controller code runs between two actions, no other request's I/O runs;
+    * ``threads``: every controller in a worker thread (two thread wake-ups per action).
+    """
+
+    AUTO = "auto"
+    LOOP = "loop"
+    THREADS = "threads"
+
+
+def runs_on_loop(controller: Controller, placement: Placement) -> bool:
+    """Whether ``controller`` runs on the event loop under ``placement``."""
+    if placement is Placement.AUTO:
+        return type(controller).__module__.startswith("autotts.controllers.")
+    return placement is Placement.LOOP
+
+
+def start_episode(
+    controller: Controller, session: LiveSession, *, label: str = "controller"
+) -> asyncio.Future[LiveResult]:
+    """Start :func:`run_episode` in a greenlet on the running event loop; the returned task gets the result.
+
+    Call it on the session's loop. The episode's task switches into the controller's
+    greenlet, awaits the steps each action switches out with, and switches back in with
+    their results (see the live session's module docstring). ``session.longest_hold``
+    tells afterwards how long the controller held the loop in one go at most.
+    """
+    loop = asyncio.get_running_loop()
+    if session._loop is not loop:
+        raise OnlineError("start_episode must be called on the live session's own event loop")
+    task: asyncio.Future[LiveResult] = loop.create_task(
+        session._drive(lambda: run_episode(controller, session, label=label))
+    )
+    return task
+
+
 class LoopThread:
     """An asyncio event loop in a daemon thread, for driving live sessions from plain threads."""
 
@@ -162,7 +209,10 @@ class LiveRunner:
     ``connect`` is an async factory of the upstream steps (for example
     ``lambda: RecipeSteps.connect([url], model)``); it runs on the runner's own event
     loop thread, where every later model call runs too. :meth:`solve` may be called
-    from several threads at once: each call has its own session.
+    from several threads at once: each call has its own session. ``placement`` says where
+    :meth:`solve` runs the controller (:class:`Placement`: built-ins on the runner's loop,
+    others in the calling thread, by default); a session from :meth:`session` is always
+    driven from the calling thread.
     """
 
     def __init__(
@@ -171,10 +221,12 @@ class LiveRunner:
         *,
         delta: int,
         limits: LiveLimits | None = None,
+        placement: Placement = Placement.AUTO,
     ) -> None:
         self._connect = connect
         self.delta = delta
         self.limits = limits or LiveLimits()
+        self.placement = placement
         self._loop: LoopThread | None = None
         self.steps: BranchSteps | None = None
 
@@ -206,6 +258,16 @@ class LiveRunner:
     def solve(
         self, controller: Controller, question: str, *, seed: int = 0, limits: LiveLimits | None = None
     ) -> LiveResult:
-        """Run ``controller`` on ``question`` live."""
+        """Run ``controller`` on ``question`` live: on the runner's loop or in this thread (see :class:`Placement`)."""
         label = getattr(controller, "name", "") or type(controller).__name__
-        return run_episode(controller, self.session(question, seed=seed, limits=limits), label=label)
+        session = self.session(question, seed=seed, limits=limits)
+        if not runs_on_loop(controller, self.placement):
+            return run_episode(controller, session, label=label)
+
+        async def on_loop() -> LiveResult:
+            return await start_episode(controller, session, label=label)
+
+        if self._loop is None:
+            raise OnlineError("the live runner is not open; use it in a with block")
+        result: LiveResult = self._loop.run(on_loop())
+        return result

@@ -10,12 +10,30 @@ probes' tokens are counted apart (``prompt_tokens``, ``probe_tokens``), next to 
 time and per-branch latency.
 
 Sync controller, async I/O (why it looks like this): ``solve(session)`` is ordinary
-blocking code, so the session submits each step as a coroutine to an event loop that
-runs in *another* thread (the proxy's own loop, or a :class:`~autotts.online.loop.LoopThread`)
-and waits on the returned future. ``advance_many`` submits all its branches at once,
-so they run concurrently, and applies their results in the given order (the trace is
-the same as advancing them one by one). Each controller runs in its own thread with
-its own session, so any number of episodes share one loop and one HTTP client.
+blocking code, and every model call runs on one event loop (the proxy's own loop, or a
+:class:`~autotts.online.runner.LoopThread`), where one HTTP client serves every episode.
+A session is driven in one of two ways:
+
+* from a **worker thread** (any controller; the caller's thread in :meth:`LiveRunner.solve`,
+  a pool thread in the proxy): each step is submitted to the loop with
+  ``run_coroutine_threadsafe`` and the thread blocks on the future. Every action then
+  pays two thread wake-ups (loop → worker when the step is done, worker → loop with the
+  next step), which on a small VM cost more than the rest of the action's own work;
+* from a **greenlet on the loop's thread** (:func:`~autotts.online.runner.start_episode`;
+  what the proxy does for built-in controllers): one driver task per episode switches
+  into the controller's greenlet; an action switches back to the driver with the step
+  it needs, the driver awaits that step in its own task (several at once as tasks of
+  their own, for ``advance_many``) and switches into the greenlet again with the result.
+  No thread hop, no lock, no task or loop iteration per action beyond the I/O itself;
+  the price is that controller code between two actions runs on the loop and holds
+  every other request's I/O while it runs, so only controllers known to decide quickly
+  belong there (see :class:`~autotts.online.runner.Placement`).
+  :attr:`LiveSession.longest_hold` records the longest such stretch.
+
+``advance_many`` starts all its branches at once, so they run concurrently, and applies
+their results in the given order (the trace is the same as advancing them one by one).
+Each episode has its own session, so any number of episodes share one loop and one HTTP
+client.
 
 Branch ``i`` of an episode sends request seed ``seed + i`` (every request of the branch
 carries it), which makes sampling reproducible on engines that honour seeds and tells
@@ -36,9 +54,11 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import greenlet  # type: ignore[import-untyped]
 
 from autotts.env.session import ACTION_NAMES, ADVANCE, OPEN, PRUNE, READ, BranchView, Reveal, TraceEvent
 from autotts.errors import AutoTTSError, ConfigError, IllegalActionError, StoreExhaustedError
@@ -73,6 +93,7 @@ class LiveLimits:
 
 
 _StepResult = tuple[Any, Grown, Probed | None, float]
+_StepFuture = concurrent.futures.Future[_StepResult] | asyncio.Future[Any]
 
 
 class LiveSession:
@@ -118,9 +139,13 @@ class LiveSession:
         self._notes: list[tuple[int, str]] = []
         self._started = time.monotonic()
         self._lock = threading.Lock()
-        self._pending: dict[int, concurrent.futures.Future[_StepResult]] = {}
+        self._pending: dict[int, _StepFuture] = {}
         self._abort: str | None = None
         self.max_branches_hit = False
+        self._greenlet: Any = None
+        self._driver: asyncio.Task[Any] | None = None
+        self.longest_hold = 0.0
+        """Longest stretch (seconds) of controller code run on the loop's thread between two switches."""
 
     # ------------------------------------------------------------------ driving
     def abort(self, reason: str = "cancelled") -> None:
@@ -129,12 +154,112 @@ class LiveSession:
             if self._abort is None:
                 self._abort = reason
             pending = list(self._pending.values())
+        if not pending:
+            return
+        if isinstance(pending[0], asyncio.Future) and not self._on_loop_thread():
+            for fut in pending:  # asyncio tasks are cancelled on their own loop's thread
+                self._loop.call_soon_threadsafe(fut.cancel)
+            return
         for fut in pending:
             fut.cancel()
 
+    def _on_loop_thread(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    # ---------------------------------------------------- driving from a greenlet
+    async def _drive(self, body: Callable[[], Any]) -> Any:
+        """Run ``body`` (the episode) in a greenlet, awaiting here the steps its actions switch out with.
+
+        The session's own task (see the module docstring). Its deadline is one timer for
+        the whole episode, which aborts it; an abort cancels the step in flight (this
+        task, while it awaits a single step inline).
+        """
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            raise OnlineError("a live session's episode must run on the session's own event loop")
+        self._driver = asyncio.current_task()
+        episode = self._greenlet = greenlet.greenlet(body)
+        deadline = self.limits.deadline
+        timer = None
+        if deadline is not None:
+            timer = loop.call_at(loop.time() + deadline - (time.monotonic() - self._started), self.abort, "deadline")
+        try:
+            jobs = self._resume(episode)
+            while not episode.dead:
+                jobs = self._resume(episode, await self._await_steps(jobs))
+            return jobs  # what body returned
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _resume(self, episode: Any, *outcome: Any) -> Any:
+        """Switch into the controller until its next action (or its end); note how long it held the loop."""
+        resumed = time.monotonic()
+        try:
+            return episode.switch(*outcome)
+        finally:
+            held = time.monotonic() - resumed
+            if held > self.longest_hold:
+                self.longest_hold = held
+
+    async def _await_steps(
+        self, jobs: dict[int, Coroutine[Any, Any, _StepResult]]
+    ) -> tuple[bool, dict[int, _StepResult] | BaseException]:
+        """Run an action's steps; ``(True, results)`` or ``(False, the exception its action raises)``."""
+        driver = self._driver
+        if driver is None:
+            raise OnlineError("the episode's driver task is not running")
+        if len(jobs) > 1:
+            tasks = {i: self._loop.create_task(coro) for i, coro in jobs.items()}
+            with self._lock:
+                self._pending.update(tasks)
+            if self._abort is not None:
+                for task in tasks.values():
+                    task.cancel()
+            try:
+                await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_EXCEPTION)
+            except asyncio.CancelledError:  # the driver itself was cancelled from outside
+                driver.uncancel()
+                self.abort("cancelled")
+            finally:
+                with self._lock:
+                    for i in tasks:
+                        self._pending.pop(i, None)
+            not_done = {t for t in tasks.values() if not t.done()}
+            for task in not_done:
+                task.cancel()
+            try:
+                return True, self._outcome(tasks, not_done)
+            except Exception as exc:  # raised by the action, in the controller's greenlet
+                return False, exc
+        ((i, coro),) = jobs.items()
+        if self._abort is not None:
+            coro.close()
+            return False, EpisodeStopped(self._abort, self._stop_message(self._abort))
+        with self._lock:
+            self._pending[i] = driver
+        try:
+            result = await coro
+        except asyncio.CancelledError:  # abort() (a client gone, shutdown, the deadline), or whoever cancelled the task
+            driver.uncancel()
+            with self._lock:
+                if self._abort is None:
+                    self._abort = "cancelled"
+                reason = self._abort
+            return False, EpisodeStopped(reason, self._stop_message(reason))
+        except Exception as exc:
+            return False, self._step_error(i, exc)
+        finally:
+            with self._lock:
+                self._pending.pop(i, None)
+        return True, {i: result}
+
     def _guard(self, spend: int) -> None:
         if self._abort is not None:
-            raise EpisodeStopped(self._abort, f"the episode was stopped ({self._abort})")
+            raise EpisodeStopped(self._abort, self._stop_message(self._abort))
         deadline = self.limits.deadline
         if deadline is not None and time.monotonic() - self._started >= deadline:
             raise EpisodeStopped("deadline", f"the question's deadline of {deadline:g} s has passed")
@@ -146,6 +271,8 @@ class LiveSession:
 
     def _run(self, jobs: dict[int, Coroutine[Any, Any, _StepResult]]) -> dict[int, _StepResult]:
         """Run one step per branch concurrently on the loop; wait within the deadline."""
+        if self._greenlet is not None and greenlet.getcurrent() is self._greenlet:
+            return self._run_here(jobs)
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -153,7 +280,10 @@ class LiveSession:
         if running is self._loop:
             for coro in jobs.values():
                 coro.close()
-            raise OnlineError("a live session must be driven from a worker thread, not from its event loop's thread")
+            raise OnlineError(
+                "a live session must be driven from a worker thread or from its episode's greenlet "
+                "(autotts.online.runner.start_episode), not from its event loop's own code"
+            )
         futs = {}
         with self._lock:
             for i, coro in jobs.items():
@@ -179,26 +309,52 @@ class LiveSession:
                 )
             for fut in not_done:
                 fut.cancel()
-            for i, fut in futs.items():
-                exc = None if (fut.cancelled() or not fut.done()) else fut.exception()
-                if exc is None:
-                    continue
-                if isinstance(exc, AutoTTSError | OSError | TimeoutError) or type(exc).__module__.startswith(
-                    ("httpx", "httpcore")
-                ):
-                    raise UpstreamError(f"the LLM server failed on branch {i}: {exc}") from exc
-                raise exc
-            if not_done or any(f.cancelled() for f in futs.values()):
-                if self._abort is not None or deadline is None:
-                    reason = self._abort or "cancelled"
-                    raise EpisodeStopped(reason, f"the episode was stopped ({reason})")
-                raise EpisodeStopped("deadline", f"the question's deadline of {deadline:g} s has passed")
-            results = {i: fut.result() for i, fut in futs.items()}
-            return results
+            return self._outcome(futs, not_done)
         finally:
             with self._lock:
                 for i in futs:
                     self._pending.pop(i, None)
+
+    def _run_here(self, jobs: dict[int, Coroutine[Any, Any, _StepResult]]) -> dict[int, _StepResult]:
+        """:meth:`_run` from the episode's greenlet: switch out to the driver with the steps, back with the results."""
+        ok, payload = self._driver_greenlet.switch(jobs)
+        if not ok:
+            raise payload
+        return payload  # type: ignore[no-any-return]
+
+    @property
+    def _driver_greenlet(self) -> Any:
+        return self._greenlet.parent
+
+    def _outcome(self, futs: dict[int, Any], not_done: set[Any]) -> dict[int, _StepResult]:
+        """The steps' results, or the error or stop that ended them (``not_done`` have been cancelled)."""
+        for i, fut in futs.items():
+            exc = None if (fut in not_done or fut.cancelled()) else fut.exception()
+            if exc is not None:
+                raise self._step_error(i, exc)
+        if not_done or any(f.cancelled() for f in futs.values()):
+            deadline = self.limits.deadline
+            if self._abort is not None or deadline is None:
+                reason = self._abort or "cancelled"
+                raise EpisodeStopped(reason, self._stop_message(reason))
+            raise EpisodeStopped("deadline", self._stop_message("deadline"))
+        return {i: fut.result() for i, fut in futs.items()}
+
+    @staticmethod
+    def _step_error(i: int, exc: BaseException) -> BaseException:
+        """What an action raises for its step's failure: an :class:`UpstreamError` for the server's."""
+        if isinstance(exc, AutoTTSError | OSError | TimeoutError) or type(exc).__module__.startswith(
+            ("httpx", "httpcore")
+        ):
+            error = UpstreamError(f"the LLM server failed on branch {i}: {exc}")
+            error.__cause__ = exc
+            return error
+        return exc
+
+    def _stop_message(self, reason: str) -> str:
+        if reason == "deadline" and self.limits.deadline is not None:
+            return f"the question's deadline of {self.limits.deadline:g} s has passed"
+        return f"the episode was stopped ({reason})"
 
     async def _branch_state(self, i: int) -> Any:
         state = self._branch[i]

@@ -6,13 +6,24 @@ answers with an ordinary chat completion: the chosen answer as the assistant mes
 ``usage`` with every token spent upstream (branches, probes, prompts), and an
 ``autotts`` field (controller, β, branches, stop reason, trace summary).
 
-Concurrency (why it looks like this): controllers are blocking code, so each request's
-episode runs on a worker thread of a pool sized to ``max_concurrency``; the session
-submits its model calls back to this app's event loop, where one async HTTP client
-serves every episode. A request beyond ``max_concurrency`` is answered at once with
-429 and ``Retry-After`` rather than queued, so latency stays bounded under overload.
-A client that disconnects, or a shutdown that runs out of grace, aborts its episode:
-in-flight upstream calls are cancelled and the worker thread is released.
+Concurrency (why it looks like this): controllers are blocking code, and every model
+call runs on this app's event loop, where one async HTTP client serves every episode.
+Where the controller itself runs is :attr:`ProxyConfig.placement`
+(:class:`~autotts.online.runner.Placement`). By default a built-in controller runs on
+the loop's own thread, in a greenlet per episode: an action starts its model calls as
+tasks and switches back to the loop, and their completion switches into it again — no
+thread hop per action, which on a small VM is most of the proxy's cost per action.
+Any other controller (a file, a discovered controller) runs in a worker thread of a pool
+sized to ``max_concurrency``, so that its computing between actions cannot hold up other
+requests and the deadline watchdog can answer it with 504 whatever it does. A controller
+on the loop that holds it longer than :data:`LOOP_HOLD_LIMIT` in one go is logged and
+runs in worker threads from the next request on (the one running cannot be moved; it is
+answered when it next acts, its deadline having passed by then).
+
+A request beyond ``max_concurrency`` is answered at once with 429 and ``Retry-After``
+rather than queued, so latency stays bounded under overload. A client that disconnects,
+or a shutdown that runs out of grace, aborts its episode: in-flight upstream calls are
+cancelled and the episode ends at once (its greenlet finishes, or its worker thread is released).
 
 Routes: ``POST /v1/chat/completions`` (``stream`` sends the final message as
 server-sent events, with keep-alive comments while the controller works),
@@ -44,7 +55,7 @@ from autotts.errors import ControllerError, ControllerSpecError
 from autotts.online.errors import UpstreamError
 from autotts.online.proxy.config import ProxyConfig, RequestError
 from autotts.online.proxy.metrics import ProxyMetrics
-from autotts.online.runner import LiveResult, run_episode
+from autotts.online.runner import LiveResult, run_episode, runs_on_loop, start_episode
 from autotts.online.session import LiveLimits, LiveSession
 from autotts.online.steps import BranchSteps
 
@@ -53,9 +64,12 @@ log = logging.getLogger(__name__)
 _KEEPALIVE_SECONDS = 5.0
 _WATCHDOG_GRACE = 5.0
 
+#: Seconds a controller on the event loop may compute between two actions before it is moved to threads.
+LOOP_HOLD_LIMIT = 0.05
+
 
 class _Episode:
-    """One request's episode: its session, and the future of its worker thread."""
+    """One request's episode: its session, and the future of its result (greenlet or worker thread)."""
 
     def __init__(self, session: LiveSession, future: asyncio.Future[LiveResult]) -> None:
         self.session = session
@@ -73,6 +87,8 @@ class ProxyState:
         self.in_flight = 0
         self.episodes: set[_Episode] = set()
         self.draining = False
+        self.moved_to_threads: set[str] = set()
+        """Labels of controller specs that held the event loop too long; they run in worker threads now."""
 
     def abort_all(self, reason: str) -> None:
         """Abort every running episode (shutdown)."""
@@ -276,12 +292,26 @@ def create_app(config: ProxyConfig, connect: Callable[[], Awaitable[BranchSteps]
         session = LiveSession(question, state.steps, loop, delta=config.delta, limits=limits, seed=seed)
         state.in_flight += 1
         m.in_flight.inc()
-        future = loop.run_in_executor(state.pool, lambda: run_episode(controller, session, label=spec.label))
+        on_loop = runs_on_loop(controller, config.placement) and spec.label not in state.moved_to_threads
+        if on_loop:
+            future = start_episode(controller, session, label=spec.label)
+        else:
+            future = loop.run_in_executor(state.pool, lambda: run_episode(controller, session, label=spec.label))
+        m.episodes.labels("loop" if on_loop else "thread").inc()
         episode = _Episode(session, future)
         state.episodes.add(episode)
         rid = f"chatcmpl-{uuid.uuid4().hex}"
 
         def finish(result: LiveResult | None, status: int) -> None:
+            if on_loop and session.longest_hold > LOOP_HOLD_LIMIT and spec.label not in state.moved_to_threads:
+                state.moved_to_threads.add(spec.label)
+                log.warning(
+                    "controller %s held the event loop for %.3f s between two actions (limit %g s), stalling "
+                    "every other request meanwhile; it runs in worker threads from now on",
+                    spec.label,
+                    session.longest_hold,
+                    LOOP_HOLD_LIMIT,
+                )
             state.episodes.discard(episode)
             state.in_flight -= 1
             m.in_flight.dec()
@@ -292,8 +322,11 @@ def create_app(config: ProxyConfig, connect: Callable[[], Awaitable[BranchSteps]
                 m.tokens.labels("probe").inc(result.probe_tokens)
                 m.tokens.labels("prompt").inc(result.prompt_tokens)
                 m.branches.inc(result.branches)
-                for e in result.trace:
-                    m.actions.labels(e.action).inc()
+                counts: dict[str, int] = {}
+                for e in result.trace:  # one labelled increment per kind, not per action (labels() is not free)
+                    counts[e.action] = counts.get(e.action, 0) + 1
+                for action, n in counts.items():
+                    m.actions.labels(action).inc(n)
                 for s in result.branch_latency:
                     m.branch_seconds.observe(s)
 

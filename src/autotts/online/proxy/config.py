@@ -15,6 +15,7 @@ from typing import Any
 
 from autotts.controllers.spec import ControllerSpec
 from autotts.errors import ConfigError
+from autotts.online.runner import Placement
 from autotts.online.session import LiveLimits
 
 #: Environment variable holding comma-separated bearer keys the proxy accepts.
@@ -75,6 +76,8 @@ class ProxyConfig:
     include_reasoning: bool = False
     shutdown_grace: float = 30.0
     api_keys: frozenset[str] = field(default=frozenset(), repr=False)
+    placement: Placement = Placement.AUTO
+    """Where controllers run: built-ins on the event loop and others in worker threads (``auto``), or all in one."""
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:

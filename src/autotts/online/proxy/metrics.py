@@ -40,3 +40,11 @@ class ProxyMetrics:
             "autotts_upstream_errors", "Requests that failed because the upstream server failed", registry=r
         )
         self.rejected = Counter("autotts_rejected", "Requests refused before running (reason)", ["reason"], registry=r)
+        self.episodes = Counter(
+            "autotts_episodes",
+            "Episodes started, by where the controller ran (loop, thread)",
+            ["placement"],
+            registry=r,
+        )
+        for where in ("loop", "thread"):
+            self.episodes.labels(where)
