@@ -27,17 +27,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from judge import BETAS, count_actions, in_process  # bench/judge.py: the same sweep, counted the same way
+
 from autotts.controllers import cmc as cmc_mod
 from autotts.discovery import _child
 from autotts.discovery.judge import judge
 from autotts.discovery.sandbox import StorePayload, orders_for
-from autotts.env.session import ReplaySession
 from autotts.env.wire import Channel
 from autotts.evaluation.protocols import Protocol
 from autotts.store import load_store
 from autotts.store.schema import ReplayStore
-
-BETAS = [round(i / 10, 1) for i in range(11)]
 
 
 class _Recording(Channel):
@@ -120,32 +119,6 @@ def replay(frames: list[bytes]) -> tuple[float, int]:
     return time.process_time() - t, out.sent
 
 
-def in_process(store: ReplayStore, runs: int) -> float:
-    """CPU seconds of the same sweep on in-process sessions (no recording)."""
-    cls = _controller_class()
-    proto = Protocol()
-    t = time.process_time()
-    for beta in BETAS:
-        for run in range(runs):
-            for q in store.replay:
-                cls(beta=beta).solve(ReplaySession(q, proto.order(q.n_branches, run), record=False))
-    return time.process_time() - t
-
-
-def count_actions(store: ReplayStore, runs: int) -> int:
-    """Session actions of the sweep (every open, advance and read)."""
-    cls = _controller_class()
-    proto = Protocol()
-    n = 0
-    for beta in BETAS:
-        for run in range(runs):
-            for q in store.replay:
-                s = ReplaySession(q, proto.order(q.n_branches, run), record=True)
-                cls(beta=beta).solve(s)
-                n += s.n_events
-    return n
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", type=Path, default=Path("../shared/data/autotts-replay/Qwen3-4B/aime24.json"))
@@ -156,12 +129,13 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(f"store {store.name}: {len(store)} questions; load average {load:.1f}; python {sys.version.split()[0]}")
     frames = record(store, args.runs)
-    actions = count_actions(store, args.runs)
+    cls = _controller_class()
+    actions = count_actions(cls, store, args.runs)
     # As in the candidate process: imports frozen out of the collector, fewer collections.
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
     cand = min(replay(frames)[0] for _ in range(args.repeats))
-    base = min(in_process(store, args.runs) for _ in range(args.repeats))
+    base = min(in_process(cls, store, args.runs)[1] for _ in range(args.repeats))
     print(f"frames recorded: {len(frames):,} ({sum(map(len, frames)) / 1e6:.1f} MB); session actions: {actions:,}")
     print(f"in-process replay      : {base:6.2f} s CPU, {1e6 * base / actions:.2f} us per action")
     print(f"candidate side, alone  : {cand:6.2f} s CPU, {1e6 * cand / actions:.2f} us per action")

@@ -58,3 +58,11 @@ def proxy(config: ProxyConfig, upstream_url: str, **connect: Any) -> Iterator[st
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def wait_for(predicate: Any, seconds: float = 30) -> None:
+    """Poll ``predicate`` every 10 ms until it holds; fail the test after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)

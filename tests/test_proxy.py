@@ -24,7 +24,7 @@ from autotts.online import LiveLimits
 from autotts.online.proxy import ProxyConfig
 from autotts.testing import tiny_store
 from autotts.testing.replay_server import Fault
-from tests.online_support import offline, proxy, replay_server
+from tests.online_support import offline, proxy, replay_server, wait_for
 
 STORE = tiny_store(seed=11, questions=3, branches=16, delta=2000)
 DELTA = STORE.questions[0].delta
@@ -192,13 +192,6 @@ def _chat_in_thread(url: str, qi: int, run: int, got: list[Any]) -> threading.Th
     return t
 
 
-def _wait_for(predicate: Any, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.01)
-
-
 @pytest.mark.slow
 @pytest.mark.integration
 def test_sigterm_drains_says_so_on_health_refuses_new_requests_and_exits_143() -> None:
@@ -209,7 +202,7 @@ def test_sigterm_drains_says_so_on_health_refuses_new_requests_and_exits_143() -
             assert httpx.get(root + "/health").status_code == 200
             got: list[Any] = []
             t = _chat_in_thread(url, 0, 1, got)
-            _wait_for(lambda: srv.completions >= 3)
+            wait_for(lambda: srv.completions >= 3)
             proc.send_signal(signal.SIGTERM)
             # Draining shows at once, while the in-flight request still runs (it takes seconds).
             health = httpx.get(root + "/health", timeout=10)
@@ -241,7 +234,7 @@ def test_sigterm_past_the_grace_stops_the_episode_and_still_answers() -> None:
         try:
             got: list[Any] = []
             t = _chat_in_thread(url, 0, 1, got)
-            _wait_for(lambda: srv.completions >= 3)
+            wait_for(lambda: srv.completions >= 3)
             t0 = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 143

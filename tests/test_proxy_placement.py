@@ -23,7 +23,7 @@ from autotts.controllers import ControllerSpec
 from autotts.online import LiveLimits, Placement
 from autotts.online.proxy import ProxyConfig
 from autotts.testing import tiny_store
-from tests.online_support import offline, proxy, replay_server
+from tests.online_support import offline, proxy, replay_server, wait_for
 
 STORE = tiny_store(seed=11, questions=3, branches=16, delta=2000)
 DELTA = STORE.questions[0].delta
@@ -102,13 +102,6 @@ def _episodes(url: str) -> dict[str, float]:
     return _counter(url, "autotts_episodes_total")
 
 
-def _wait_for(predicate: Any, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.01)
-
-
 @pytest.mark.slow
 @pytest.mark.integration
 def test_a_controller_file_computing_between_actions_does_not_stall_other_requests(busy: str, upstream: Any) -> None:
@@ -119,7 +112,7 @@ def test_a_controller_file_computing_between_actions_does_not_stall_other_reques
         calls = upstream.completions
         t0 = time.monotonic()
         t, got = _in_thread(_post, url, 0, timeout=1.0)
-        _wait_for(lambda: upstream.completions >= calls + 2)  # it opened its first branch and computes now
+        wait_for(lambda: upstream.completions >= calls + 2)  # it opened its first branch and computes now
         t1 = time.monotonic()
         r = _post(url, 1, 2, controller="sc")
         took = time.monotonic() - t1
@@ -156,7 +149,7 @@ def test_a_controller_holding_the_loop_is_answered_when_it_lets_go_and_then_move
         # From now on that controller runs in a worker thread: the loop stays responsive while it computes.
         calls = upstream.completions
         t, got = _in_thread(_post, url, 0, timeout=0.3)
-        _wait_for(lambda: upstream.completions >= calls + 2)
+        wait_for(lambda: upstream.completions >= calls + 2)
         h0 = time.monotonic()
         assert httpx.get(url.removesuffix("/v1") + "/health", timeout=10).status_code == 200
         # On the loop /health would wait for the whole 2 s computation; 1 s leaves room for a loaded machine.

@@ -49,7 +49,8 @@ def _preload(level: str) -> None:
 
     from autotts.discovery import _child
 
-    for name in (*_child._PRELOAD, *LEVELS[level]):
+    _child._preimport("")  # what every candidate process imports
+    for name in LEVELS[level]:
         try:
             importlib.import_module(name)
         except Exception as exc:  # an optional module missing: the candidate's own import reports it

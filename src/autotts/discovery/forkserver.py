@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -220,12 +221,18 @@ _SERVERS: dict[str, ForkServer] = {}
 _SERVERS_LOCK = threading.Lock()
 
 
+@functools.lru_cache(maxsize=64)
+def _level(code: str) -> str:
+    """:func:`level_for` of the source's imports, parsed once per candidate (not per job and process)."""
+    return level_for(named_imports(code))
+
+
 def server(env: dict[str, str], code: str) -> ForkServer:
     """The process's fork server for candidate source ``code`` (by what it imports, :func:`level_for`).
 
     Created on first use, started on its first :meth:`ForkServer.spawn`, stopped at exit.
     """
-    level = level_for(named_imports(code))
+    level = _level(code)
     with _SERVERS_LOCK:
         if level not in _SERVERS:
             _SERVERS[level] = ForkServer(env, level)
