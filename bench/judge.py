@@ -44,6 +44,7 @@ from autotts.controllers import cmc as cmc_mod
 from autotts.controllers import parallel_probe as pp_mod
 from autotts.discovery import sandbox as sb
 from autotts.discovery.sandbox import SandboxJob, SandboxLimits, StorePayload, orders_for, run_sandbox
+from autotts.env import speedups
 from autotts.env.judged import Channel
 from autotts.env.session import ReplaySession
 from autotts.env.wire import decode_requests
@@ -280,6 +281,7 @@ def main() -> None:
     LIMITS = replace(LIMITS, start=args.start)
     load = os.getloadavg()[0]
     print(f"store {store.name}: {len(store)} questions; load average {load:.1f}; python {sys.version.split()[0]}")
+    print(f"candidate-side session path: {speedups.describe()}")
     if not args.skip_actions:
         per_action(store)
 

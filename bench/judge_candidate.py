@@ -33,6 +33,7 @@ from autotts.controllers import cmc as cmc_mod
 from autotts.discovery import _child
 from autotts.discovery.judge import judge
 from autotts.discovery.sandbox import StorePayload, orders_for
+from autotts.env import speedups
 from autotts.env.wire import Channel
 from autotts.evaluation.protocols import Protocol
 from autotts.store import load_store
@@ -128,6 +129,7 @@ def main() -> None:
     store = load_store(args.store)
     load = os.getloadavg()[0]
     print(f"store {store.name}: {len(store)} questions; load average {load:.1f}; python {sys.version.split()[0]}")
+    print(f"candidate-side session path: {speedups.describe()}")
     frames = record(store, args.runs)
     cls = _controller_class()
     actions = count_actions(cls, store, args.runs)

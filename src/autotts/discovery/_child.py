@@ -40,6 +40,7 @@ from typing import Any
 import greenlet  # type: ignore[import-untyped]
 
 from autotts.discovery.validation import ALLOWED_IMPORTS, FORBIDDEN_NAMES, named_imports
+from autotts.env import speedups
 from autotts.env.judged import Channel, JudgedSession
 from autotts.env.wire import OP_ADVANCE, OP_ANSWER, OP_FAIL, decode_batch, decode_replies, encode_requests
 
@@ -325,7 +326,7 @@ _STEP_DONE = object()
 _START_NEXT = object()
 
 
-class _Relay:
+class _PyRelay:
     """One group step: resume each waiting episode with its reply and collect its next request.
 
     An episode's session asks through :meth:`link`, which notes the request and switches
@@ -333,6 +334,9 @@ class _Relay:
     action instead of a round trip through a dispatcher. The last one of the step switches
     back to the dispatcher, which sends the frame. An episode that ends returns to the
     dispatcher (its parent) with its answer or failure, and the dispatcher carries on.
+
+    With the C extension built, :class:`autotts.env._judgedc.Relay` does the same (the
+    relay itself is then the sessions' link); this class is the pure-Python path.
     """
 
     __slots__ = ("args", "ask", "cur", "lets", "main", "ops", "payload", "sent", "todo")
@@ -404,14 +408,18 @@ class _Relay:
 def _run_batch(chan: Any, cls: Any, episodes: list[tuple[float | None, int, int]]) -> None:
     """Play the judge's episodes side by side, one greenlet each, one frame per group step.
 
-    Each greenlet runs until its session needs the judge (see :class:`_Relay`). The judge
+    Each greenlet runs until its session needs the judge (see :class:`_PyRelay`). The judge
     answers every frame, in order, and starts new episodes in the slots answers freed
     (they join that group); a group whose episodes all ended and that got none is done.
     """
     main = greenlet.getcurrent()
     lets: list[Any] = []
-    relay = _Relay(main, lets)
-    link = relay.link
+    relay: Any
+    if speedups.EXTENSION is not None:
+        relay = link = speedups.EXTENSION.Relay(main, lets)
+    else:
+        relay = _PyRelay(main, lets)
+        link = relay.link
 
     def spawn(beta: float | None, n_total: int, delta: int) -> Any:
         return greenlet.greenlet(partial(_episode, cls, beta, n_total, delta, link), parent=main)

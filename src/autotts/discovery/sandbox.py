@@ -187,6 +187,8 @@ def _child_env() -> dict[str, str]:
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
     }
+    if os.environ.get("AUTOTTS_PURE_PYTHON"):  # the candidate takes the pure-Python path too (autotts.env.speedups)
+        env["AUTOTTS_PURE_PYTHON"] = "1"
     return env
 
 

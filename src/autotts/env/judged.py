@@ -24,7 +24,9 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from autotts.env import speedups
 from autotts.env.session import ACTION_NAMES, ADVANCE, OPEN, PRUNE, READ, BranchView, Reveal, TraceEvent
 from autotts.env.wire import (
     MAX_FRAME,
@@ -52,14 +54,8 @@ _READ_REQ: Request = (OP_READ, 0, b"")
 Link = Callable[[Request], Reply]
 
 
-class JudgedSession:
-    """The session API of :class:`~autotts.env.session.ReplaySession`, answered by a judge.
-
-    State is mirrored from the reveals: per opened branch its depth (intervals revealed),
-    a state flag (0 live, 1 finished, 2 pruned), its latest answer and its tokens (the sum
-    of its charges). The judge's own session is the authority; this copy only saves round
-    trips and can never know more than the controller was told.
-    """
+class _SessionState:
+    """The fields of a judged session (pure Python; the C extension's ``SessionCore`` has the same)."""
 
     __slots__ = (
         "_answers",
@@ -74,6 +70,29 @@ class JudgedSession:
         "_state",
         "_tokens",
     )
+
+
+_C_CORE: Any = None if speedups.EXTENSION is None else speedups.EXTENSION.SessionCore
+if TYPE_CHECKING:
+    _Base = _SessionState
+else:
+    _Base = _SessionState if _C_CORE is None else _C_CORE
+
+
+class JudgedSession(_Base):
+    """The session API of :class:`~autotts.env.session.ReplaySession`, answered by a judge.
+
+    State is mirrored from the reveals: per opened branch its depth (intervals revealed),
+    a state flag (0 live, 1 finished, 2 pruned), its latest answer and its tokens (the sum
+    of its charges). The judge's own session is the authority; this copy only saves round
+    trips and can never know more than the controller was told.
+
+    With the C extension built (:data:`autotts.env.speedups.ENABLED`), the fields live in its ``SessionCore``
+    and ``advance`` of a live branch named by a plain ``int`` runs in C; every other case
+    comes back to :meth:`_advance_py`, the same method the pure-Python class uses throughout.
+    """
+
+    __slots__ = ()
 
     def __init__(self, link: Link, n_total: int, delta: int) -> None:
         self._link = link
@@ -129,7 +148,7 @@ class JudgedSession:
         """Full-read the next fresh branch: its final answer at its full length (None when none is left)."""
         return self._fresh(_READ_REQ, READ)
 
-    def advance(self, branch: int) -> Reveal:
+    def _advance_py(self, branch: int) -> Reveal:
         """Advance an opened, live branch by one interval and reveal its latest answer."""
         state = self._state
         if type(branch) is not int or not 0 <= branch < self._n_open or state[branch]:
@@ -137,7 +156,7 @@ class JudgedSession:
             branch = int(branch)
         reply = self._link(branch)
         if type(reply) is not Reveal:
-            raise IllegalActionError(_refusal(reply), action=("advance", branch))
+            self._refused(reply, branch)
         # Inlined _apply(ADVANCE, reply): this is the hot path of every controller.
         b, answer, finished, charge = reply
         depth = self._depth
@@ -151,6 +170,13 @@ class JudgedSession:
         self._cost = cost
         self._events.append(reply)
         return reply
+
+    if TYPE_CHECKING or _C_CORE is None:
+        # With the C core, its ``advance`` is inherited (and calls back into _advance_py).
+        advance = _advance_py
+
+    def _refused(self, reply: Reply, branch: int) -> NoReturn:
+        raise IllegalActionError(_refusal(reply), action=("advance", branch))
 
     def advance_many(self, branches: Iterable[int]) -> list[Reveal]:
         """Advance several branches once each, in the given order — one request per 1,024 branches."""

@@ -23,12 +23,16 @@ otherwise. Payloads follow in request order.
 
 Step reply, judge → candidate (``M``): one reply per request that is not ``A``/``E``, in
 request order (so no slot ids), as ``marshal`` data — the judge is trusted, both processes
-run the same interpreter, and ``marshal.loads`` builds the tuples and the (shared) answer
-strings in C; the judge never unmarshals what the candidate sends::
+run the same interpreter, and ``marshal.loads`` builds the (shared) answer strings in C;
+the judge never unmarshals what the candidate sends::
 
-    (n, reveals, exceptions, starts)
+    (n, branches, answers, finished, charges, exceptions, starts)
 
-``reveals`` lists ``(branch, answer, finished, charge)`` in order. A reply not named among
+The reveals ``(branch, answer, finished, charge)``, in order, as four columns: ``i32``
+branch ids and charges (bytes), the answers (a list, so that marshal writes each shared
+answer string once) and ``u8`` finished flags; the candidate turns them into
+:class:`~autotts.env.session.Reveal` tuples in one pass (in C with the extension built:
+:mod:`autotts.env._judgedc`), with no intermediate tuple per reveal. A reply not named among
 the ``exceptions`` is exactly one reveal; an exception ``(index, status, count, message)``
 says, for reply ``index``, its ``status`` (``v`` reveals, ``0`` nothing left to open, ``k``
 done, ``x`` illegal), how many reveals it owns and a message (the illegal action that
@@ -44,10 +48,11 @@ import select
 import struct
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+from autotts.env import speedups
 from autotts.env.session import Reveal
 
 _LEN = struct.Struct("<I")
@@ -69,6 +74,21 @@ Request = int | tuple[int, int, bytes]
 Reply = Reveal | None | tuple[int, list[Reveal], str]
 
 _reveal = partial(tuple.__new__, Reveal)
+
+
+def _py_make_reveals(branches: bytes, answers: list[str | None], finished: bytes, charges: bytes) -> list[Reveal]:
+    """The :class:`Reveal` tuples of a step reply's columns (ValueError if they differ in length)."""
+    n = len(answers)
+    bs, _ = _unpack("i", branches, 0, n)
+    cs, _ = _unpack("i", charges, 0, n)
+    if len(branches) != 4 * n or len(charges) != 4 * n or len(finished) != n:
+        raise ValueError("the reveal columns differ in length")
+    return list(map(_reveal, zip(bs, answers, map(bool, finished), cs, strict=True)))
+
+
+make_reveals: Callable[[bytes, list[str | None], bytes, bytes], list[Reveal]] = (
+    _py_make_reveals if speedups.EXTENSION is None else speedups.EXTENSION.make_reveals
+)
 
 
 class ChannelClosed(EOFError):
@@ -252,7 +272,17 @@ def encode_replies(
     ``n`` replies, their reveals, the exceptions ``(index, status, count, message)`` and the
     episodes started in freed slots ``(slot, β, n_total, Δ)``.
     """
-    return b"M" + marshal.dumps((n, list(map(tuple, reveals)), list(exceptions), list(starts)), _MARSHAL_VERSION)
+    if reveals:
+        branches, answers, finished, charges = zip(*reveals, strict=True)
+        cols: tuple[bytes, list[str | None], bytes, bytes] = (
+            _pack("i", branches),
+            list(answers),
+            bytes(finished),
+            _pack("i", charges),
+        )
+    else:
+        cols = (b"", [], b"", b"")
+    return b"M" + marshal.dumps((n, *cols, list(exceptions), list(starts)), _MARSHAL_VERSION)
 
 
 def decode_replies(body: bytes) -> tuple[list[Reply], list[tuple[int, float | None, int, int]]]:
@@ -260,10 +290,10 @@ def decode_replies(body: bytes) -> tuple[list[Reply], list[tuple[int, float | No
     if body[:1] != b"M":
         raise ValueError(f"expected a step reply, got {body[:1]!r}")
     try:
-        n, raw, exceptions, starts = marshal.loads(memoryview(body)[1:])
+        n, branches, answers, finished, charges, exceptions, starts = marshal.loads(memoryview(body)[1:])
+        reveals: list[Reveal] = make_reveals(branches, answers, finished, charges)
     except (EOFError, TypeError) as exc:
         raise ValueError(f"malformed step reply: {exc}") from None
-    reveals: list[Reveal] = list(map(_reveal, raw))
     r = len(reveals)
     if not exceptions:
         if r != n:
