@@ -39,7 +39,7 @@ static PyObject *START_NEXT;   /* an episode's link: start the next (unstarted) 
 static PyObject *ONE;
 
 /* Bumped whenever this module's interface changes: Python ignores a stale build (see judged.py). */
-#define JUDGEDC_ABI 1
+#define JUDGEDC_ABI 2
 
 #define OP_ADVANCE 'a'
 #define OP_FAIL 'E'
@@ -448,6 +448,7 @@ typedef struct {
     Py_ssize_t n_total;
     Py_ssize_t delta;
     Py_ssize_t n_open;
+    Py_ssize_t n_events;
     PyObject *depth;
     PyObject *state;
     PyObject *answers;
@@ -546,8 +547,20 @@ core_advance(Core *self, PyObject *branch)
     if (list_add(tokens, b, charge) == NULL)
         goto fail;
     self->cost += c;
-    if (PyList_Append(events, reply) < 0)
-        goto fail;
+    /* The event, flat, from the reveal's own objects (see JudgedSession.__init__). */
+    if (!fin && c == (long long)self->delta) {
+        if (PyList_Append(events, bo) < 0 || PyList_Append(events, answer) < 0)
+            goto fail;
+    }
+    else {
+        PyObject *code = PyLong_FromSsize_t(-1 - b);
+        int bad = code == NULL || PyList_Append(events, code) < 0 || PyList_Append(events, answer) < 0 ||
+                  PyList_Append(events, finished) < 0 || PyList_Append(events, charge) < 0;
+        Py_XDECREF(code);
+        if (bad)
+            goto fail;
+    }
+    self->n_events++;
     return reply;
 fail:
     Py_DECREF(reply);
@@ -601,6 +614,7 @@ static PyMemberDef core_members[] = {
     {"_n_total", T_PYSSIZET, offsetof(Core, n_total), 0, NULL},
     {"_delta", T_PYSSIZET, offsetof(Core, delta), 0, NULL},
     {"_n_open", T_PYSSIZET, offsetof(Core, n_open), 0, NULL},
+    {"_n_events", T_PYSSIZET, offsetof(Core, n_events), 0, NULL},
     {"_depth", T_OBJECT_EX, offsetof(Core, depth), 0, NULL},
     {"_state", T_OBJECT_EX, offsetof(Core, state), 0, NULL},
     {"_answers", T_OBJECT_EX, offsetof(Core, answers), 0, NULL},

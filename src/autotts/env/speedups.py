@@ -14,7 +14,7 @@ import os
 from types import ModuleType
 
 #: The interface version this Python code expects of the extension (``JUDGEDC_ABI`` in the C file).
-ABI = 1
+ABI = 2
 
 
 def _load() -> ModuleType | None:
