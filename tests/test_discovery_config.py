@@ -121,11 +121,13 @@ def test_candidate_processes_use_the_cores_left_per_candidate(monkeypatch: pytes
         c = dataclasses.replace(base, parallel=parallel, candidates_per_round=per_round, sandbox=sandbox)
         return candidate_processes(c)
 
-    assert with_(1, 1) == 4  # at most 4
-    assert with_(4, 2) == 4  # two candidates in flight: 8 // 2
-    assert with_(4, 4) == 2
+    assert with_(1, 1) == 2  # at most 2: the judges share one GIL
+    assert with_(4, 2) == 2  # two candidates in flight: (8 - 1) // 2, capped
+    assert with_(4, 4) == 1  # (8 - 1) // 4
     assert with_(16, 16) == 1
     assert with_(1, 1, processes=3) == 3  # set explicitly
     assert with_(1, 1, backend="ray") == 1
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    assert with_(2, 1) == 2  # the demo: one candidate per round on two cores
+    assert with_(2, 1) == 1  # the demo: one candidate per round on two cores, one core for the judge
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert with_(1, 1) == 2
