@@ -37,6 +37,8 @@ static PyObject *str_send;
 static PyObject *STEP_DONE;    /* an episode's link: the step is over */
 static PyObject *START_NEXT;   /* an episode's link: start the next (unstarted) episode */
 static PyObject *ONE;
+static PyTypeObject *GreenletType; /* greenlet.greenlet */
+static PyObject *greenlet_switch;  /* its unbound switch method: no attribute lookup per switch */
 
 /* Bumped whenever this module's interface changes: Python ignores a stale build (see judged.py). */
 #define JUDGEDC_ABI 2
@@ -84,6 +86,8 @@ static PyObject *
 do_switch(PyObject *g, PyObject *value)
 {
     PyObject *args[2] = {g, value};
+    if (Py_TYPE(g) == GreenletType)
+        return PyObject_Vectorcall(greenlet_switch, args, 2, NULL);
     return PyObject_VectorcallMethod(str_switch, args, 2, NULL);
 }
 
@@ -733,6 +737,20 @@ PyInit__judgedc(void)
         PyErr_SetString(PyExc_TypeError, "autotts.env.session.Reveal is not a tuple type");
         return NULL;
     }
+    PyObject *greenlet = PyImport_ImportModule("greenlet");
+    if (greenlet == NULL)
+        return NULL;
+    GreenletType = (PyTypeObject *)PyObject_GetAttrString(greenlet, "greenlet");
+    Py_DECREF(greenlet);
+    if (GreenletType == NULL)
+        return NULL;
+    if (!PyType_Check(GreenletType)) {
+        PyErr_SetString(PyExc_TypeError, "greenlet.greenlet is not a type");
+        return NULL;
+    }
+    greenlet_switch = PyObject_GetAttrString((PyObject *)GreenletType, "switch");
+    if (greenlet_switch == NULL)
+        return NULL;
     str_switch = PyUnicode_InternFromString("switch");
     str_advance_py = PyUnicode_InternFromString("_advance_py");
     str_refused = PyUnicode_InternFromString("_refused");
