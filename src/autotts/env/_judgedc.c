@@ -168,7 +168,9 @@ parse_message(PyObject *msg, long *op, long *arg, PyObject **data)
 static PyObject *
 relay_next(Relay *self)
 {
-    if (self->slots == NULL || self->pos >= self->n)
+    /* The lists are checked afresh each time: code of the candidate can reach the relay. */
+    if (self->slots == NULL || self->replies == NULL || self->pos >= self->n ||
+        self->pos >= PyList_GET_SIZE(self->slots) || self->pos >= PyList_GET_SIZE(self->replies))
         return do_switch(self->main, STEP_DONE);
     long slot;
     if (int_in(PyList_GET_ITEM(self->slots, self->pos), 0, 65535, &slot, "slot") < 0)
@@ -239,6 +241,11 @@ static PyObject *
 relay_frame(Relay *self)
 {
     Py_ssize_t n = self->ops.n;
+    /* The columns grow together; after a failed allocation the frame is cut to the shortest. */
+    if (self->sent.n / 2 < n)
+        n = self->sent.n / 2;
+    if (self->args.n / 4 < n)
+        n = self->args.n / 4;
     Py_ssize_t size = 1 + 4 + 2 * n + n + 4 * n + self->payload.n;
     PyObject *frame = PyBytes_FromStringAndSize(NULL, size);
     if (frame == NULL)
@@ -293,7 +300,7 @@ relay_step(Relay *self, PyObject *const *args, Py_ssize_t nargs)
     self->n = PyList_GET_SIZE(slots);
     self->pos = 0;
     self->sent.n = self->ops.n = self->args.n = self->payload.n = self->ask.n = 0;
-    while (self->pos < self->n) {
+    while (self->pos < self->n && self->pos < PyList_GET_SIZE(slots) && self->pos < PyList_GET_SIZE(replies)) {
         long slot;
         if (int_in(PyList_GET_ITEM(slots, self->pos), 0, 65535, &slot, "slot") < 0)
             return NULL;
