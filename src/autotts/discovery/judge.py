@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import select
 import struct
 import sys
-import threading
 from array import array
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -147,9 +147,9 @@ def judge(
     """Play every episode of a job against the candidate on ``chan``; return the judged cells.
 
     ``chan`` may be several channels, one per process of the same candidate: the episodes
-    are then dealt out among them in turn (``keys[i::n]``) and played by one thread each;
-    the books are the same. ``on_failure(i)`` is called as soon as the process on channel
-    ``i`` fails first (the caller kills the others, whose threads then stop at once).
+    are then dealt out among them in turn (``keys[i::n]``) and served as their frames
+    arrive, in this thread; the books are the same. ``on_failure(i)`` is called as soon as
+    the process on channel ``i`` fails (the caller kills the others).
 
     Raises :class:`CandidateFailure` when the candidate reports an error,
     :class:`ProtocolError` on a malformed request and
@@ -244,37 +244,34 @@ def _play_shards(
     window: int,
     on_failure: Callable[[int], None] | None,
 ) -> None:
-    """:func:`_play` on every channel at once, ``keys[i::n]`` on channel ``i``; re-raise the first failure.
+    """:func:`_play` on every channel at once, ``keys[i::n]`` on channel ``i``, in this one thread.
 
-    A candidate's failure (or broken protocol) outranks the closed channels it causes in
-    the other threads once the caller has killed their processes.
+    Why one thread: every judge of a discovery run shares this process's GIL, and judge
+    threads handing it to each other cost more than serving the frames (two threads made
+    the judge's CPU 1.5x). The channels are served in turn as their frames arrive
+    (``select``). The first failure — the candidate's error, a broken protocol, a process
+    gone — calls ``on_failure(i)`` (the caller kills the other processes) and is raised.
     """
     n = len(chans)
-    errors: list[BaseException | None] = [None] * n
-    lock = threading.Lock()
-
-    def one(i: int) -> None:
-        try:
-            _play(chans[i], keys[i::n], start, finish, betas, on_episode, window)
-        except BaseException as exc:
-            with lock:
-                errors[i] = exc
-                first = sum(e is not None for e in errors) == 1
-            if first and on_failure is not None:
-                on_failure(i)
-
-    threads = [threading.Thread(target=one, args=(i,), name=f"autotts-judge-{i}", daemon=True) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    found = [e for e in errors if e is not None]
-    for kind in (CandidateFailure, ProtocolError):
-        for e in found:
-            if isinstance(e, kind):
-                raise e
-    if found:
-        raise found[0]
+    players = [_Player(chans[i], keys[i::n], start, finish, betas, on_episode, window) for i in range(n)]
+    active: dict[int, int] = {}  # read descriptor -> channel index
+    try:
+        i = 0
+        for i, player in enumerate(players):
+            if player.begin():
+                active[chans[i].fileno()] = i
+        while active:
+            ready = [i for i in active.values() if chans[i].has_frame()]
+            if not ready:
+                readable, _w, _x = select.select(list(active), [], [])
+                ready = [active[fd] for fd in readable]
+            for i in ready:
+                if not players[i].feed(chans[i].recv()):
+                    del active[chans[i].fileno()]
+    except BaseException:
+        if on_failure is not None:
+            on_failure(i)
+        raise
 
 
 def _where(key: EpisodeKey, betas: Sequence[float | None]) -> dict[str, Any]:
@@ -313,30 +310,74 @@ def _play(
     on_episode: Callable[[Mapping[str, Any]], None] | None,
     window: int,
 ) -> None:
-    """Play ``keys`` in order, ``window`` episodes side by side, over step frames (:mod:`autotts.env.wire`).
+    """Play ``keys`` in order on one channel, ``window`` episodes side by side (see :class:`_Player`)."""
+    player = _Player(chan, keys, start, finish, betas, on_episode, window)
+    if player.begin():
+        while player.feed(chan.recv()):
+            pass
 
-    A step frame carries a request of each episode the candidate resumed, and the answers
-    of those that ended. The judge answers *every* frame, in order: the replies to its
-    requests, plus new episodes (β, branches, Δ) started in the slots that answers freed
-    — so the window stays full until the keys run out, and the candidate may keep several
-    frames in flight. After the reply to the frame that holds the last answer the
-    candidate sends nothing more.
+
+class _Player:
+    """The judge's side of one channel: ``keys`` played in order, ``window`` episodes side by side.
+
+    Over step frames (:mod:`autotts.env.wire`): a step frame carries a request of each
+    episode the candidate resumed, and the answers of those that ended. The judge answers
+    *every* frame, in order: the replies to its requests, plus new episodes (β, branches,
+    Δ) started in the slots that answers freed — so the window stays full until the keys
+    run out, and the candidate may keep several frames in flight. After the reply to the
+    frame that holds the last answer the candidate sends nothing more.
     """
-    n0 = min(window, len(keys))
-    if not n0:
-        return
-    live: list[ReplaySession | None] = [start(k) for k in keys[:n0]]
-    live_keys: list[EpisodeKey] = list(keys[:n0])
-    nxt = n0
-    running = n0
-    chan.send(encode_batch([(betas[k[1]], s.n_total, s.delta) for k, s in zip(live_keys, live, strict=True) if s]))
-    where = live_keys[0]
-    while True:
-        if on_episode is not None:
-            on_episode(_where(where, betas))
-        frame = chan.recv()
+
+    def __init__(
+        self,
+        chan: Channel,
+        keys: Sequence[EpisodeKey],
+        start: Callable[[EpisodeKey], ReplaySession],
+        finish: Callable[[EpisodeKey, ReplaySession, str | None], None],
+        betas: Sequence[float | None],
+        on_episode: Callable[[Mapping[str, Any]], None] | None,
+        window: int,
+    ) -> None:
+        self.chan = chan
+        self.keys = keys
+        self.start = start
+        self.finish = finish
+        self.betas = betas
+        self.on_episode = on_episode
+        self.window = window
+        self.live: list[ReplaySession | None] = []
+        self.live_keys: list[EpisodeKey] = []
+        self.nxt = 0
+        self.running = 0
+        self.where: EpisodeKey | None = None
+
+    def begin(self) -> bool:
+        """Start the first window of episodes; False when there are none."""
+        keys = self.keys
+        n0 = min(self.window, len(keys))
+        if not n0:
+            return False
+        self.live = [self.start(k) for k in keys[:n0]]
+        self.live_keys = list(keys[:n0])
+        self.nxt = self.running = n0
+        betas = self.betas
+        pairs = zip(self.live_keys, self.live, strict=True)
+        self.chan.send(encode_batch([(betas[k[1]], s.n_total, s.delta) for k, s in pairs if s]))
+        self.where = self.live_keys[0]
+        self._waiting()
+        return True
+
+    def _waiting(self) -> None:
+        if self.on_episode is not None and self.where is not None:
+            self.on_episode(_where(self.where, self.betas))
+
+    def feed(self, frame: bytes) -> bool:
+        """Serve one step frame and send its reply; False once every episode has answered."""
+        betas = self.betas
+        live = self.live
+        live_keys = self.live_keys
         if frame[:1] == b"E":
-            raise _failure(frame, _where(where, betas))
+            raise _failure(frame, _where(self.where or live_keys[0], betas))
         try:
             slots, ops, args, payload = decode_requests(frame)
         except ValueError as exc:
@@ -370,9 +411,9 @@ def _play(
                 data = payload[pos : pos + size]
                 pos += size
             if op == OP_ANSWER:
-                finish(live_keys[slot], session, None if arg < 0 else _answer_text(data))
+                self.finish(live_keys[slot], session, None if arg < 0 else _answer_text(data))
                 live[slot] = None
-                running -= 1
+                self.running -= 1
                 freed.append(slot)
                 continue
             if op == OP_FAIL:
@@ -382,24 +423,27 @@ def _play(
         if pos != len(payload):
             raise ProtocolError("malformed frame: trailing payload bytes")
         starts: list[tuple[int, float | None, int, int]] = []
+        keys = self.keys
         for slot in freed:
-            if nxt >= len(keys):
+            if self.nxt >= len(keys):
                 break
-            key = keys[nxt]
-            nxt += 1
-            fresh = start(key)
+            key = keys[self.nxt]
+            self.nxt += 1
+            fresh = self.start(key)
             live[slot] = fresh
             live_keys[slot] = key
-            running += 1
+            self.running += 1
             starts.append((slot, betas[key[1]], fresh.n_total, fresh.delta))
-        chan.send(encode_replies(k, reveals, exceptions, starts))
-        if not running:
-            return
+        self.chan.send(encode_replies(k, reveals, exceptions, starts))
+        if not self.running:
+            return False
         first = slots[0]
         if live[first] is not None:
-            where = live_keys[first]
+            self.where = live_keys[first]
         elif starts:
-            where = live_keys[starts[0][0]]
+            self.where = live_keys[starts[0][0]]
+        self._waiting()
+        return True
 
 
 def _answer_text(raw: bytes) -> str:

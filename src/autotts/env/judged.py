@@ -345,7 +345,7 @@ class JudgedSession(_Base):
     @property
     def trace(self) -> tuple[TraceEvent, ...]:
         """The actions of this episode as seen from here (the judge records its own copy)."""
-        out = []
+        out: list[TraceEvent] = []
         depth: dict[int, int] = {}
         total = 0
         events = self._events

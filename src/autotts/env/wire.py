@@ -167,6 +167,15 @@ class Channel:
         self._buf = buf[end:]
         return buf[4:end]
 
+    def fileno(self) -> int:
+        """The descriptor frames arrive on (for ``select``)."""
+        return self._rfd
+
+    def has_frame(self) -> bool:
+        """Whether a whole frame is already buffered (``select`` would not report it)."""
+        buf = self._buf
+        return len(buf) >= 4 and len(buf) >= 4 + _LEN.unpack_from(buf)[0]
+
     def request(self, body: bytes) -> bytes:
         """Send one frame and wait for the reply."""
         self.send(body)
