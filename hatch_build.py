@@ -9,16 +9,19 @@ package instead of failing the install; ``AUTOTTS_NO_EXTENSION=1`` skips it on p
 
 Editable installs (``pip install -e .``) compile the module next to its source
 (``src/autotts/env/``, ignored by git), where the editable path finds it; reinstall after
-editing the C file. Regular wheels get it as a platform-specific file.
+editing the C file. Regular wheels get it as a platform-specific file (built in a
+temporary directory, removed once the wheel is written).
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +50,8 @@ class JudgedExtensionHook(BuildHookInterface):  # type: ignore[misc]
         if version == "editable":
             out = source.with_name("_judgedc" + suffix)
         else:
-            out = root / "build" / "ext" / ("_judgedc" + suffix)
-            out.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp = tempfile.mkdtemp(prefix="autotts-ext-")
+            out = Path(self._tmp) / ("_judgedc" + suffix)
         include = sysconfig.get_paths()["include"]
         cmd = [*shlex.split(ldshared), "-O2", "-fPIC", f"-I{include}", str(source), "-o", str(out)]
         try:
@@ -63,6 +66,12 @@ class JudgedExtensionHook(BuildHookInterface):  # type: ignore[misc]
             build_data["force_include"][str(out)] = _MODULE + suffix
             build_data["pure_python"] = False
             build_data["infer_tag"] = True
+
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        """Remove the temporary build directory once the wheel holds the module."""
+        tmp = getattr(self, "_tmp", None)
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _warn(why: str) -> None:

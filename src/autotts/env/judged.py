@@ -88,9 +88,10 @@ class JudgedSession(_Base):
     of its charges). The judge's own session is the authority; this copy only saves round
     trips and can never know more than the controller was told.
 
-    With the C extension built (:data:`autotts.env.speedups.ENABLED`), the fields live in its ``SessionCore``
-    and ``advance`` of a live branch named by a plain ``int`` runs in C; every other case
-    comes back to :meth:`_advance_py`, the same method the pure-Python class uses throughout.
+    With the C extension built (:data:`autotts.env.speedups.ENABLED`), the fields live in
+    its ``SessionCore`` and ``advance`` of a live branch named by a plain ``int`` runs in C;
+    every other case comes back to :meth:`_advance_py`, the method the pure-Python class
+    uses throughout.
     """
 
     __slots__ = ()
