@@ -270,13 +270,15 @@ class Brancher:
         ids: tuple[int, ...] | None = None
         if state.ids is not None and done.token_ids is not None:
             ids = state.ids + done.token_ids
-        return replace(
-            state,
-            text=state.text + done.text,
-            ids=ids,
-            tokens=state.tokens + done.completion_tokens,
-            finished=done.stopped,
-            finish_reason=done.finish_reason,
+        # Built directly: dataclasses.replace inspects the fields on every call, once per grow.
+        return BranchState(
+            state.prompt,
+            state.prompt_ids,
+            state.text + done.text,
+            ids,
+            state.tokens + done.completion_tokens,
+            done.finish_reason == "stop",
+            done.finish_reason,
         )
 
     async def grow(self, state: BranchState, tokens: int, *, seed: int | None = None) -> BranchState:

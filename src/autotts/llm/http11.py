@@ -316,10 +316,6 @@ def _framing(method: str, status: int, headers: Mapping[str, str]) -> int:
     return n
 
 
-class _StaleConnection(Exception):
-    """A reused connection died before any byte of the reply arrived."""
-
-
 def uses_env_proxy(url: str) -> bool:
     """True when the environment (``HTTP(S)_PROXY``/``ALL_PROXY``, ``NO_PROXY``) routes ``url`` through a proxy."""
     parts = urlsplit(url)
@@ -475,64 +471,61 @@ class Http11Client:
         if idle is None:
             idle = self._idle_for(target.key)
         deadline = loop.time() + self._timeout
+        reused = True
         try:
-            while idle:
-                conn = idle.pop()
-                if not conn.usable():
+            while True:  # one pass per connection tried: idle ones (warmest first), then a fresh one
+                conn = None
+                while idle:
+                    conn = idle.pop()
+                    if conn.usable():
+                        break
                     conn.close()
-                    continue
+                    conn = None
+                if conn is None:
+                    conn = await self._connect(target, deadline)
+                    reused = False
+                waiter: asyncio.Future[Reply] = loop.create_future()
+                conn.deadline = deadline
+                self._watch(conn, loop)
                 try:
-                    return await self._exchange(conn, loop, method, data, idle, deadline, reused=True)
-                except _StaleConnection:
-                    continue
-            conn = await self._connect(target, deadline)
-            return await self._exchange(conn, loop, method, data, idle, deadline, reused=False)
+                    conn.send(method, data, waiter)
+                    reply = await waiter
+                except BaseException as exc:
+                    conn.close()
+                    if isinstance(exc, _Expired | asyncio.CancelledError):
+                        raise
+                    got_bytes = exc.got_bytes if isinstance(exc, _Incomplete) else not isinstance(exc, OSError)
+                    if isinstance(exc, OSError | _Incomplete) and not got_bytes and reused:
+                        continue  # a stale connection: the server closed it while idle
+                    mapped = _transport_error(exc)
+                    if mapped is exc:
+                        raise
+                    raise mapped from None
+                finally:
+                    self._busy.discard(conn)
+                if conn.usable() and len(idle) < self._max_idle:
+                    idle.append(conn)
+                else:
+                    conn.close()
+                encoding = reply.headers.get("content-encoding")
+                if encoding:
+                    encoding = encoding.strip().lower()
+                    if encoding != "identity":
+                        return Reply(reply.status_code, reply.headers, _decode(reply.content, encoding))
+                return reply
         except _Expired:
             raise httpx.ReadTimeout(f"no complete reply from {url} within {self._timeout:g} s") from None
 
-    async def _exchange(
-        self,
-        conn: _Conn,
-        loop: asyncio.AbstractEventLoop,
-        method: str,
-        data: bytes,
-        idle: deque[_Conn],
-        deadline: float,
-        *,
-        reused: bool,
-    ) -> Reply:
-        waiter: asyncio.Future[Reply] = loop.create_future()
-        conn.deadline = deadline
-        self._watch(conn, loop)
-        try:
-            conn.send(method, data, waiter)
-            reply = await waiter
-        except BaseException as exc:
-            conn.close()
-            if isinstance(exc, _Expired | asyncio.CancelledError):
-                raise
-            got_bytes = exc.got_bytes if isinstance(exc, _Incomplete) else not isinstance(exc, OSError)
-            if isinstance(exc, OSError | _Incomplete) and not got_bytes and reused:
-                raise _StaleConnection from None
-            if isinstance(exc, ValueError | _Incomplete):
-                raise httpx.RemoteProtocolError(f"malformed or truncated HTTP reply: {exc}") from None
-            if isinstance(exc, ConnectionError):
-                raise httpx.ReadError(f"connection lost: {exc}") from None
-            if isinstance(exc, OSError):
-                raise httpx.ReadError(f"connection failed: {exc}") from None
-            raise
-        finally:
-            self._busy.discard(conn)
-        if conn.usable() and len(idle) < self._max_idle:
-            idle.append(conn)
-        else:
-            conn.close()
-        encoding = reply.headers.get("content-encoding")
-        if encoding:
-            encoding = encoding.strip().lower()
-            if encoding != "identity":
-                return Reply(reply.status_code, reply.headers, _decode(reply.content, encoding))
-        return reply
+
+def _transport_error(exc: BaseException) -> BaseException:
+    """The httpx exception (the retry layer's vocabulary) for what ended an exchange."""
+    if isinstance(exc, ValueError | _Incomplete):
+        return httpx.RemoteProtocolError(f"malformed or truncated HTTP reply: {exc}")
+    if isinstance(exc, ConnectionError):
+        return httpx.ReadError(f"connection lost: {exc}")
+    if isinstance(exc, OSError):
+        return httpx.ReadError(f"connection failed: {exc}")
+    return exc
 
 
 def _parse_head(head: bytes) -> tuple[int, dict[str, str], bool]:
@@ -552,7 +545,10 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str], bool]:
         name = name.strip().lower()
         value = value.strip()
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
-    tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+    connection = headers.get("connection")
+    if connection is None:
+        return status, headers, version != "HTTP/1.0"
+    tokens = {t.strip().lower() for t in connection.split(",")}
     keep = "keep-alive" in tokens if version == "HTTP/1.0" else "close" not in tokens
     return status, headers, keep
 
