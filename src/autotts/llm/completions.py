@@ -23,7 +23,7 @@ Cancelling the task awaiting :meth:`CompletionsClient.complete` is safe: the req
 slot is released and the connection closed.
 
 The bytes travel over :class:`~autotts.llm.http11.Http11Client`, a lean keep-alive
-HTTP/1.1 pool on asyncio streams (a live session makes two requests per controller
+HTTP/1.1 pool on asyncio protocols (a live session makes two requests per controller
 action, and httpx's own cost per request was most of the proxy's overhead). A server
 that the environment routes through a proxy (``HTTPS_PROXY`` ...) is spoken to through
 httpx, which implements proxies. Either way the retries, failover and redaction above
@@ -55,10 +55,24 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedPrompt:
+    """A prompt given as its JSON encoding: a string literal, or an array of token ids.
+
+    Why: a branch is grown on its own prefix, so every call of a live session or a
+    collection sends the whole branch again, Δ tokens longer than last time. Encoding
+    30k token ids afresh costs ~0.35 ms per call (tuple, list, JSON); a caller that keeps
+    the encoding of the prefix appends that of the new tokens only
+    (:class:`autotts.collect.recipe.Brancher` does). The request's bytes are the same.
+    """
+
+    json: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class CompletionRequest:
     """One completion: a prompt (text, or token ids where the server accepts them) and sampling settings."""
 
-    prompt: str | tuple[int, ...]
+    prompt: str | tuple[int, ...] | EncodedPrompt
     max_tokens: int
     temperature: float = 1.0
     top_p: float = 1.0
@@ -73,7 +87,7 @@ class CompletionRequest:
         """The JSON body of ``POST /v1/completions``."""
         body: dict[str, Any] = {
             "model": model,
-            "prompt": list(self.prompt) if isinstance(self.prompt, tuple) else self.prompt,
+            "prompt": _prompt_value(self.prompt),
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "top_p": self.top_p,
@@ -88,6 +102,12 @@ class CompletionRequest:
             body["return_token_ids"] = True
         body.update(self.extra)
         return body
+
+
+def _prompt_value(prompt: str | tuple[int, ...] | EncodedPrompt) -> Any:
+    if isinstance(prompt, EncodedPrompt):
+        return orjson.Fragment(prompt.json)
+    return list(prompt) if isinstance(prompt, tuple) else prompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,7 +394,9 @@ class CompletionsClient:
                 self._slow = httpx.AsyncClient(
                     headers=self._headers, timeout=self._timeout, limits=self._limits, transport=self._transport
                 )
-            return await self._slow.request(method, url, json=None if body is None else dict(body))
+            # orjson, as below: an EncodedPrompt is an orjson fragment.
+            content = None if body is None else orjson.dumps(body if isinstance(body, dict) else dict(body))
+            return await self._slow.request(method, url, content=content)
         # orjson: a token-id prompt of 30k ids encodes in ~0.15 ms instead of ~3 ms.
         data = None if body is None else orjson.dumps(body if isinstance(body, dict) else dict(body))
         return await self._fast.request(method, url, data)
