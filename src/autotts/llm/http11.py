@@ -443,19 +443,18 @@ class Http11Client:
     def _watch(self, conn: _Conn, loop: asyncio.AbstractEventLoop) -> None:
         self._busy.add(conn)
         if self._sweeper is None:
-            self._sweeper = loop.call_at(conn.deadline, self._sweep)
+            self._sweeper = loop.call_at(conn.deadline, self._sweep, loop)
 
-    def _sweep(self) -> None:
-        loop = self._loop
-        self._sweeper = None
-        if loop is None:  # pragma: no cover - armed only with a loop
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        if loop is not self._loop:  # armed on a loop this client has since left: its requests went with it
             return
+        self._sweeper = None
         now = loop.time() + _CLOCK_RESOLUTION  # the loop runs a timer that close to its time
         for conn in [c for c in self._busy if c.deadline <= now]:
             self._busy.discard(conn)
             conn.expire()
         if self._busy:
-            self._sweeper = loop.call_at(min(c.deadline for c in self._busy), self._sweep)
+            self._sweeper = loop.call_at(min(c.deadline for c in self._busy), self._sweep, loop)
 
     # ------------------------------------------------------------------ requests
     async def request(self, method: str, url: str, body: bytes | None = None) -> Reply:
