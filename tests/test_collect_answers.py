@@ -72,3 +72,11 @@ def test_take_braced_returns_a_balanced_prefix(text: str) -> None:
 def test_normalisation_is_idempotent(text: str) -> None:
     once = normalize_answer(text)
     assert normalize_answer(once) == once
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab1.,;:!{}()$\\^~° \t\u00a0\x1cdfrac circ left quad text")), max_size=24))
+def test_the_plain_text_shortcut_changes_no_result(text: str) -> None:
+    from autotts.collect.answers import Normalization, _normalize
+
+    for style in (Normalization.BASIC, Normalization.LIGHT):
+        assert normalize_answer(text, style) == _normalize(text.strip(), style)

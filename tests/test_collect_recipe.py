@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
+import orjson
 import pytest
 
 from autotts.collect import Brancher, Recipe, TokenPrompts, request_seed, template_from
@@ -93,3 +95,61 @@ def test_request_seed_is_a_pure_function() -> None:
     assert request_seed(0, 1, 2, 3) == request_seed(0, 1, 2, 3)
     assert len({request_seed(0, q, b, k) for q in range(5) for b in range(5) for k in range(5)}) == 125
     assert 0 <= request_seed(9, 9, 9, 9) < 2**31
+
+
+class _Recorder:
+    """A client stand-in: records each request's encoded body, answers with awkward text (and ids)."""
+
+    PIECES = ('say "hi" \\ back\n', "\u00e9\u4e2d\U0001f600\t\x01", "", "}{\\boxed{4}")
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.plain: list[object] = []
+
+    async def tokenize(self, text: str) -> tuple[int, ...]:
+        return (101, 102, 103)
+
+    async def complete(self, request: object) -> object:
+        from autotts.llm import Completion, CompletionRequest
+
+        assert isinstance(request, CompletionRequest)
+        self.bodies.append(orjson.dumps(request.body("m")))
+        k = len(self.bodies)
+        text = self.PIECES[k % len(self.PIECES)]
+        return Completion(text, 2, "length", token_ids=(k, 1000 + k), prompt_tokens=0)
+
+
+@pytest.mark.parametrize("ids", [False, True])
+def test_request_bodies_encode_the_whole_branch_byte_for_byte(ids: bool) -> None:
+    """The branch's encoding is kept and extended per grow; the bytes sent equal encoding it afresh."""
+    from autotts.collect.recipe import BranchState
+    from autotts.llm import CompletionRequest
+
+    async def go() -> None:
+        rec = _Recorder()
+        br = Brancher(rec, Recipe(), suffix_ids=(7, 8) if ids else None)  # type: ignore[arg-type]
+        state = await br.start('Q: "x" \\ y\n')
+        for _ in range(5):
+            state = await br.grow(state, 2, seed=3)
+            await br.probe(state)
+        # Encoding afresh: the same states without their kept encoding.
+        fresh = BranchState(state.prompt, state.prompt_ids, state.text, state.ids, state.tokens, False, "length")
+        assert fresh.wire is None and fresh == state
+        prompt: object = br._prompt(fresh, probe=True)
+        assert not isinstance(prompt, bytes)
+        want = orjson.dumps(CompletionRequest(prompt, max_tokens=32, temperature=0.0, top_p=1.0, seed=0).body("m"))
+        assert rec.bodies[-1] == want
+        # A state rebuilt with dataclasses.replace (as a resumed collection does) carries a stale encoding:
+        # it must not be sent.
+        more = dataclasses.replace(state, text=state.text + "X", ids=None if state.ids is None else (*state.ids, 5))
+        stale = br._prompt(more)
+        assert orjson.loads(orjson.dumps(CompletionRequest(stale, max_tokens=1).body("m")))["prompt"] == (
+            [*(more.prompt_ids or ()), *(more.ids or ())] if ids else more.prompt + more.text
+        )
+        sent = orjson.loads(rec.bodies[-1])["prompt"]
+        if ids:
+            assert sent == [101, 102, 103, *[t for k in range(1, 11, 2) for t in (k, 1000 + k)], 7, 8]
+        else:
+            assert sent == state.prompt + state.text + Recipe().probe_suffix
+
+    asyncio.run(go())

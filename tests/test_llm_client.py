@@ -195,3 +195,37 @@ def test_cancelling_a_request_frees_its_slot() -> None:
                 assert done.text == "?"
 
         run(go())
+
+
+def test_request_slots_are_handed_out_in_order_and_never_lost_to_cancelled_waiters() -> None:
+    from autotts.llm.completions import _Slots
+
+    async def go() -> None:
+        slots = _Slots(1, asyncio.get_running_loop())
+        assert slots.take_now() and not slots.take_now()
+        order: list[str] = []
+
+        async def wait(name: str) -> None:
+            await slots.take()
+            order.append(name)
+
+        a, b, c = (asyncio.create_task(wait(n)) for n in "abc")
+        await asyncio.sleep(0)
+        b.cancel()  # cancelled while queued: must not keep a place or take a slot
+        await asyncio.sleep(0)
+        slots.give()  # -> a
+        await asyncio.sleep(0)
+        assert order == ["a"] and not slots.take_now()
+        slots.give()  # -> c (b is gone)
+        await asyncio.gather(a, c)
+        assert order == ["a", "c"] and slots.free == 0
+        # Handed a slot, then cancelled before it ran: the slot goes back, nothing is lost.
+        d = asyncio.create_task(wait("d"))
+        await asyncio.sleep(0)
+        slots.give()
+        d.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await d
+        assert order == ["a", "c"] and slots.free == 1 and slots.take_now()
+
+    run(go())

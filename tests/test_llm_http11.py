@@ -269,3 +269,46 @@ def test_https_verifies_the_server_against_the_configured_ca(tmp_path: Any, monk
             await srv.__aexit__()
 
     run(go())
+
+
+def test_each_request_times_out_at_its_own_deadline() -> None:
+    """One timer serves every request in flight: each still fails at its own start + timeout, no sooner or later."""
+
+    async def respond(number: int, head: bytes) -> bytes | None:
+        await asyncio.sleep(5.0)
+        return json_reply()
+
+    async def go() -> None:
+        async with RawServer(respond) as srv:
+            client = Http11Client(headers={}, timeout=0.4, connect_timeout=5)
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+
+            async def one(delay: float) -> float:
+                await asyncio.sleep(delay)
+                with pytest.raises(httpx.ReadTimeout, match=r"within 0\.4 s"):
+                    await client.request("POST", srv.url + "/completions", b"{}")
+                return loop.time() - t0
+
+            first, second = await asyncio.gather(one(0.0), one(0.2))
+            assert 0.38 <= first < 0.55 and 0.58 <= second < 0.75, (first, second)
+            await client.aclose()
+
+    run(go())
+
+
+def test_bytes_after_a_complete_reply_are_never_read_as_the_next_reply() -> None:
+    """A server that sends more than its Content-Length: the extra bytes are dropped with the connection."""
+
+    async def respond(number: int, head: bytes) -> bytes | None:
+        extra = json_reply({"choices": [{"text": "stale", "finish_reason": "stop"}], "usage": {"completion_tokens": 9}})
+        return json_reply() + (extra if number == 1 else b"")
+
+    async def go() -> None:
+        async with RawServer(respond) as srv, CompletionsClient([srv.url], "m") as c:
+            for _ in range(3):
+                done = await c.complete(CompletionRequest("hi", max_tokens=1))
+                assert done.text == "ok" and done.completion_tokens == 1
+            assert srv.connections == 2  # the first connection was not reused
+
+    run(go())

@@ -91,12 +91,26 @@ _FRAC = re.compile(r"\\[dt]frac(?![A-Za-z])")
 _TEXT_EMPTY = re.compile(r"\\(?:text|mathrm)\{\s*\}")
 
 
+_PLAIN = re.compile(r"[^\s\\$~^°]*")
+"""Text no rule below changes unless it ends with a period: no whitespace, ``\\``, ``$``, ``~``, ``^``, ``°``."""
+
+
 def normalize_answer(answer: str, style: Normalization | str = Normalization.LIGHT) -> str:
     """``answer`` in the chosen normal form (see the module docstring); '' stays ''."""
-    style = Normalization(style)
+    if style.__class__ is not Normalization:
+        style = Normalization(style)
     s = answer.strip()
     if style is Normalization.EXACT:
         return s
+    # Most answers (``42``, ``x=3``) hold nothing to rewrite: skip the rules (a live session
+    # normalises every probe's answer between two model calls).
+    if _PLAIN.fullmatch(s) is not None and not s.endswith("."):
+        return s
+    return _normalize(s, style)
+
+
+def _normalize(s: str, style: Normalization) -> str:
+    """The rules of :func:`normalize_answer` applied to stripped text."""
     changed = True
     while changed:  # "$\(x\)$." — peel wrappers and a final period in any order
         changed = False

@@ -29,9 +29,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
+
 from autotts.collect.answers import Normalization, extract_final, extract_probe
 from autotts.errors import ConfigError
-from autotts.llm import Completion, CompletionRequest, CompletionsClient, LLMError, LLMRequestError
+from autotts.llm import Completion, CompletionRequest, CompletionsClient, EncodedPrompt, LLMError, LLMRequestError
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +189,12 @@ class BranchState:
     tokens: int = 0
     finished: bool = False
     finish_reason: str = ""
+    wire: tuple[bytes, object, object] | None = field(default=None, compare=False, repr=False)
+    """The JSON encoding of the prompt the next request sends, kept by :class:`Brancher` so that a grow encodes
+    only its new tokens (see :class:`~autotts.llm.EncodedPrompt`): the comma-joined ids of ``prompt_ids + ids``
+    when :attr:`uses_ids`, else the escaped text of ``prompt + text`` (no quotes), with the two objects it
+    encodes. It is used only while those are *the* objects of the state (identity), so a state made with
+    ``dataclasses.replace`` or by hand is encoded afresh rather than sent with a stale encoding."""
 
     @property
     def uses_ids(self) -> bool:
@@ -203,6 +211,20 @@ class Probe:
     tokens: int
 
 
+def _text_wire(text: str) -> bytes:
+    """``text`` JSON-escaped, without quotes (escaping works per character, so pieces concatenate)."""
+    return orjson.dumps(text)[1:-1]
+
+
+def _ids_wire(ids: tuple[int, ...]) -> bytes:
+    """Token ids as the inside of a JSON array: ``1,2,3``."""
+    return orjson.dumps(ids)[1:-1]
+
+
+def _join_ids(a: bytes, b: bytes) -> bytes:
+    return a + b"," + b if a and b else a or b
+
+
 class Brancher:
     """Grows and probes branches of one model with one :class:`Recipe` (see the module docstring).
 
@@ -214,6 +236,9 @@ class Brancher:
         self.client = client
         self.recipe = recipe
         self._suffix_ids = suffix_ids
+        # The probe suffix, encoded once for each kind of prompt.
+        self._suffix_text_wire = _text_wire(recipe.probe_suffix)
+        self._suffix_ids_wire = _ids_wire(suffix_ids or ())
 
     @property
     def token_ids(self) -> bool:
@@ -258,25 +283,69 @@ class Brancher:
         """The empty branch of ``question`` (its prompt, tokenized when token ids are in use)."""
         prompt = self.recipe.template.render(question)
         if not self.token_ids:
-            return BranchState(prompt)
-        return BranchState(prompt, prompt_ids=await self.client.tokenize(prompt), ids=())
+            return BranchState(prompt, wire=(_text_wire(prompt), prompt, ""))
+        prompt_ids = await self.client.tokenize(prompt)
+        ids: tuple[int, ...] = ()
+        return BranchState(prompt, prompt_ids=prompt_ids, ids=ids, wire=(_ids_wire(prompt_ids), prompt_ids, ids))
 
-    def _prompt(self, state: BranchState, suffix: str = "", suffix_ids: tuple[int, ...] = ()) -> str | tuple[int, ...]:
+    @staticmethod
+    def _wire(state: BranchState) -> bytes | None:
+        """The state's kept encoding, if it is the encoding of this very state."""
+        wire = state.wire
+        if wire is None:
+            return None
+        if state.uses_ids:
+            valid = wire[1] is state.prompt_ids and wire[2] is state.ids
+        else:
+            valid = wire[1] is state.prompt and wire[2] is state.text
+        return wire[0] if valid else None
+
+    def _prompt(self, state: BranchState, *, probe: bool = False) -> str | tuple[int, ...] | EncodedPrompt:
+        """What the next request sends: the branch so far, plus the probe suffix for a probe."""
+        wire = self._wire(state)
         if state.uses_ids and state.prompt_ids is not None and state.ids is not None:
-            return state.prompt_ids + state.ids + suffix_ids
-        return state.prompt + state.text + suffix
+            suffix_ids = self._suffix_ids if probe and self._suffix_ids is not None else ()
+            if wire is None:
+                return state.prompt_ids + state.ids + suffix_ids
+            if suffix_ids:
+                return EncodedPrompt(b"[" + _join_ids(wire, self._suffix_ids_wire) + b"]")
+            return EncodedPrompt(b"[" + wire + b"]")
+        suffix = self.recipe.probe_suffix if probe else ""
+        if wire is None:
+            return state.prompt + state.text + suffix
+        return EncodedPrompt(b'"' + wire + (self._suffix_text_wire if probe else b"") + b'"')
 
     def _extend(self, state: BranchState, done: Completion) -> BranchState:
         ids: tuple[int, ...] | None = None
         if state.ids is not None and done.token_ids is not None:
             ids = state.ids + done.token_ids
-        return replace(
-            state,
-            text=state.text + done.text,
-            ids=ids,
-            tokens=state.tokens + done.completion_tokens,
-            finished=done.stopped,
-            finish_reason=done.finish_reason,
+        text = state.text + done.text
+        # The next request's encoding: the kept one plus the new tokens' (once encoded afresh
+        # if the state came without a valid one, e.g. rebuilt by a resumed collection).
+        old = self._wire(state)
+        wire: tuple[bytes, object, object]
+        if state.prompt_ids is not None and ids is not None:
+            if old is not None and state.uses_ids:
+                data = _join_ids(old, _ids_wire(done.token_ids or ()))
+            else:
+                data = _join_ids(_ids_wire(state.prompt_ids), _ids_wire(ids))
+            wire = (data, state.prompt_ids, ids)
+        else:
+            if old is not None and not state.uses_ids:
+                data = old + _text_wire(done.text)
+            else:
+                data = _text_wire(state.prompt) + _text_wire(text)
+            wire = (data, state.prompt, text)
+        # Built directly: dataclasses.replace inspects the fields on every call, once per grow.
+        return BranchState(
+            state.prompt,
+            state.prompt_ids,
+            text,
+            ids,
+            state.tokens + done.completion_tokens,
+            done.finish_reason == "stop",
+            done.finish_reason,
+            wire,
         )
 
     async def grow(self, state: BranchState, tokens: int, *, seed: int | None = None) -> BranchState:
@@ -323,10 +392,7 @@ class Brancher:
 
     async def probe(self, state: BranchState) -> Probe:
         """What the model answers if made to conclude now (greedy, ``probe.max_tokens`` tokens)."""
-        if state.uses_ids and self._suffix_ids is not None:
-            prompt = self._prompt(state, suffix_ids=self._suffix_ids)
-        else:
-            prompt = self._prompt(state, suffix=self.recipe.probe_suffix)
+        prompt = self._prompt(state, probe=True)
         done = await self.client.complete(
             CompletionRequest(prompt, max_tokens=self.recipe.probe.max_tokens, temperature=0.0, top_p=1.0, seed=0)
         )

@@ -13,7 +13,7 @@ This package imports nothing from autotts but :mod:`autotts.errors`.
 
 from __future__ import annotations
 
-from autotts.llm.completions import ClientStats, Completion, CompletionRequest, CompletionsClient
+from autotts.llm.completions import ClientStats, Completion, CompletionRequest, CompletionsClient, EncodedPrompt
 from autotts.llm.errors import LLMError, LLMRequestError, LLMUnavailableError
 from autotts.llm.retry import RETRY_STATUSES, RetryPolicy, post_json
 from autotts.llm.secrets import REDACTED, read_key, redact
@@ -25,6 +25,7 @@ __all__ = [
     "Completion",
     "CompletionRequest",
     "CompletionsClient",
+    "EncodedPrompt",
     "LLMError",
     "LLMRequestError",
     "LLMUnavailableError",

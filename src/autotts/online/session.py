@@ -356,23 +356,27 @@ class LiveSession:
             return f"the question's deadline of {self.limits.deadline:g} s has passed"
         return f"the episode was stopped ({reason})"
 
-    async def _branch_state(self, i: int) -> Any:
-        state = self._branch[i]
-        if state is None:
-            if self._root is None:
-                self._root = await self._steps.start(self.question)
-            state = self._root
-        return state
+    async def _root_state(self) -> Any:
+        """The empty branch of the question, made on first use (shared by every branch)."""
+        if self._root is None:
+            self._root = await self._steps.start(self.question)
+        return self._root
 
     async def _grow_probe(self, i: int) -> _StepResult:
         t0 = time.monotonic()
-        state, grown = await self._steps.grow(await self._branch_state(i), self._delta, self._seed + i)
+        state = self._branch[i]
+        if state is None:  # a fresh branch (the common case below awaits nothing more than its steps)
+            state = self._root if self._root is not None else await self._root_state()
+        state, grown = await self._steps.grow(state, self._delta, self._seed + i)
         probed = None if grown.finished else await self._steps.probe(state)
         return state, grown, probed, time.monotonic() - t0
 
     async def _read(self, i: int, max_tokens: int) -> _StepResult:
         t0 = time.monotonic()
-        state, grown = await self._steps.grow(await self._branch_state(i), max_tokens, self._seed + i)
+        state = self._branch[i]
+        if state is None:
+            state = self._root if self._root is not None else await self._root_state()
+        state, grown = await self._steps.grow(state, max_tokens, self._seed + i)
         return state, grown, None, time.monotonic() - t0
 
     def _apply(self, action: int, i: int, result: _StepResult) -> Reveal:

@@ -19,7 +19,7 @@ from typing import Any
 
 from autotts.collect.recipe import Brancher, BranchState, Recipe, Sampling, TokenPrompts, template_from
 from autotts.errors import ConfigError
-from autotts.llm import Completion, CompletionRequest, CompletionsClient
+from autotts.llm import Completion, CompletionsClient
 from autotts.online.steps import Grown, Probed
 
 _TALLY: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("autotts_prompt_tally", default=None)
@@ -28,13 +28,10 @@ _TALLY: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("autot
 class UsageClient(CompletionsClient):
     """A completions client that also adds each reply's prompt tokens to the running step's tally."""
 
-    async def complete(self, request: CompletionRequest) -> Completion:
-        """One completion (see :meth:`CompletionsClient.complete`)."""
-        done = await super().complete(request)
+    def _completed(self, done: Completion) -> None:
         tally = _TALLY.get()
         if tally is not None:
             tally[0] += done.prompt_tokens
-        return done
 
 
 class RecipeSteps:
