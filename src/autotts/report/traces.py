@@ -241,6 +241,11 @@ def write_cell_traces(
     )
 
 
+def staging_folder(out: Path) -> Path:
+    """Where :func:`write_traces` writes the traces for ``out`` before renaming them into place."""
+    return out.parent / f".{out.name}.partial"
+
+
 def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
@@ -273,7 +278,7 @@ def write_traces(
     traced: list[TracedCell] = []
     store_ids: dict[str, str] = {}
     orders = _Orders()
-    staging = out.parent / f".{out.name}.partial"
+    staging = staging_folder(out)
     if staging.exists():  # left by a report that was killed while writing traces
         shutil.rmtree(staging)
     try:
