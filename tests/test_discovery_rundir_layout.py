@@ -9,6 +9,7 @@ and that the JSON is indented UTF-8 a human can read, are all part of the contra
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -201,6 +202,33 @@ def test_a_slot_holds_the_documented_files_and_markers(tmp_path: Path) -> None:
     assert run.candidate(3, 12) == done
     assert run.code(done) == "class C: ...\n"
     assert run.digest(done) == "q0: A A B"
+
+
+def test_traces_hold_every_episode_field_as_json_and_the_same_episodes_give_the_same_bytes(tmp_path: Path) -> None:
+    # The file is what ``asdict`` of each episode reads as JSON (tuples become lists, notes
+    # and the non-default fields included), and its gzip header carries no time or name.
+    run = RunDir.create(tmp_path / "run", config(tmp_path))
+    rich = Episode(
+        "m/b",
+        None,
+        3,
+        7,
+        None,
+        False,
+        1234,
+        (("open", 0, 0, None, 100, 100), ("advance", 0, 1, "7", 50, 150)),
+        ((1, False, True), (2, True, False)),
+        9,
+        2,
+        notes=((1, "switch to branch 0"),),
+        gold_seen=True,
+    )
+    episodes = (episode(0), rich)
+    run.write_candidate(record(1, 1), episodes=episodes)
+    first = (run.slot(1, 1) / "traces.json.gz").read_bytes()
+    assert json.loads(gzip.decompress(first)) == json.loads(json.dumps([dataclasses.asdict(e) for e in episodes]))
+    run.write_candidate(record(1, 2), episodes=episodes)
+    assert (run.slot(1, 2) / "traces.json.gz").read_bytes() == first
 
 
 def test_a_proposal_without_code_or_usage_reads_back_as_such(tmp_path: Path) -> None:

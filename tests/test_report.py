@@ -168,6 +168,32 @@ def test_traces_replay_exactly_and_refuse_another_store(
         build_report([blind], tmp_path / "r3", ReportOptions(stores=[other], trace=["sc:n=4"]))
 
 
+def test_traces_appear_complete_or_not_at_all(
+    small_results: tuple[Path, Path, list[CellResult]], tmp_path: Path
+) -> None:
+    # The traces are written into a folder of their own and renamed into place: a failure
+    # half-way leaves neither a partial traces/ nor the staging folder, and the staging
+    # folder a killed report left behind is replaced.
+    path, store_dir, _ = small_results
+    good = load_stores([store_dir / "aime24.parquet"])[0]
+    wrong = synthesize("small", seed=99, model="tiny-0.6B", benchmark="aime25")
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / ".traces.partial" / "c7").mkdir(parents=True)
+    (out / ".traces.partial" / "c7" / "run-0.js").write_text("half a file")
+    opts = ReportOptions(stores=[good, wrong], trace=["sc:n=4"], resamples=200)
+    with pytest.raises(ResultsError, match="not the one"):  # aime24 is written, then aime25 is refused
+        build_report([path], out, opts)
+    assert not (out / "traces").exists() and not (out / ".traces.partial").exists()
+    (out / ".traces.partial").mkdir()
+    (out / ".traces.partial" / "s9.js").write_text("stale")
+    rep = build_report([path], out, ReportOptions(stores=[good], trace=["sc:n=4"], resamples=200))
+    assert not (out / ".traces.partial").exists()
+    assert sorted(p.name for p in (out / "traces").iterdir()) == ["c0", "s0.js"]
+    assert rep.traced[0].store == good.name
+    assert len(list((out / "traces" / "c0").glob("run-*.js"))) == rep.traced[0].runs
+
+
 def test_discovery_run_directory(tmp_path: Path) -> None:
     from autotts.demo import discovery_step
 
@@ -251,13 +277,18 @@ def test_trace_codes_are_the_same_from_kernels_and_python() -> None:
     # traces from their events: both must give the same actions, episode by episode.
     from autotts.controllers.spec import ControllerSpec
     from autotts.evaluation.runner import run_cell
-    from autotts.report.traces import _episode_codes
+    from autotts.report.traces import _run_codes
 
     store = synthesize("small", seed=21, model="tiny", benchmark="b")
     spec = ControllerSpec.parse("parallel-probe:chains=4")
     fast = run_cell(store, spec, runs=3, record=True, fast=True)
     slow = run_cell(store, spec, runs=3, record=True, fast=False)
     assert hasattr(fast.traces, "cell_events") and isinstance(slow.traces, tuple)
-    for episode in range(len(slow.traces)):
-        assert _episode_codes(fast.traces, episode)[0] == _episode_codes(slow.traces, episode)[0]
-        assert _episode_codes(fast.traces, episode)[0]  # every episode acted
+    nq = len(store)
+    for run in range(3):
+        codes, _, count = _run_codes(fast.traces, run * nq, nq)
+        slow_codes, _, slow_count = _run_codes(slow.traces, run * nq, nq)
+        assert codes == slow_codes and count == slow_count
+        episodes = json.loads(codes)
+        assert len(episodes) == nq and all(episodes)  # every episode acted
+        assert count == sum(map(len, episodes))

@@ -34,7 +34,7 @@ import gzip
 import json
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from autotts.discovery.records import CandidateRecord, Usage, candidate_id
 
 FORMAT = 1
 MANIFEST = "manifest.json"
+_EPISODE_FIELDS = fields(Episode)
 
 
 def _now() -> str:
@@ -55,6 +56,26 @@ def _now() -> str:
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _episode_json(episode: Episode) -> dict[str, Any]:
+    """An episode as a JSON-ready dict, field by field.
+
+    The same JSON as ``dataclasses.asdict`` (its nested values are tuples of scalars,
+    which JSON writes as lists) without ``asdict``'s deep copy of every event tuple,
+    which cost more than the rest of a candidate's bookkeeping.
+    """
+    return {f.name: getattr(episode, f.name) for f in _EPISODE_FIELDS}
+
+
+def _gzip_json(data: Any) -> bytes:
+    """``data`` as compact JSON, gzip-compressed with a fixed header (same data, same bytes).
+
+    One ``json.dumps`` call uses the C encoder (``json.dump`` to a stream does not), and
+    level 6 compresses a candidate's traces about four times faster than gzip's default 9
+    for ~2 % more bytes.
+    """
+    return gzip.compress(json.dumps(data).encode("utf-8"), compresslevel=6, mtime=0)
 
 
 def read_json(path: Path) -> Any:
@@ -204,8 +225,8 @@ class RunDir:
         write_json(slot / "validation.json", {"violations": violations or []})
         write_text_atomic(slot / "digest.txt", digest)
         if episodes:
-            with atomic_path(slot / "traces.json.gz") as tmp, gzip.open(tmp, "wt", encoding="utf-8") as fh:
-                json.dump([asdict(e) for e in episodes], fh)
+            with atomic_path(slot / "traces.json.gz") as tmp:
+                tmp.write_bytes(_gzip_json([_episode_json(e) for e in episodes]))
         write_json(slot / "candidate.json", record.to_json())
 
     def candidate(self, round_: int, index: int) -> CandidateRecord | None:

@@ -26,12 +26,13 @@ from autotts._atomic import write_text_atomic
 from autotts.errors import ConfigError, ResultsError
 from autotts.evaluation.presets import PaperTable, paper_tables, search_flags
 from autotts.evaluation.results import CellResult
+from autotts.report._forked import ForkedCall
 from autotts.report.analysis import DEFAULT_REFERENCE, Analysis, analyse, family_of, matches
 from autotts.report.inputs import ReportInputs, load_inputs
 from autotts.report.page import render_index, render_summary
 from autotts.report.plots import curves_figure, family_colors, grid_figure, save
 from autotts.report.tables import main_table_csv, main_table_html, main_table_markdown
-from autotts.report.traces import TracedCell, write_traces
+from autotts.report.traces import TracedCell, staging_folder, write_traces
 from autotts.report.trajectory import Trajectory, load_trajectory, trajectory_figure
 from autotts.store.schema import ReplayStore
 
@@ -121,37 +122,8 @@ def _clear_old_traces(folder: Path) -> None:
         raise ConfigError(f"{folder} holds files autotts report did not write; choose another --out")
 
 
-def build_report(
-    paths: Sequence[str | Path],
-    out_dir: str | Path,
-    options: ReportOptions | None = None,
-    *,
-    progress: ReportProgress | None = None,
-) -> Report:
-    """Write a report of ``paths`` (eval JSON files, discovery run directories) into ``out_dir``."""
-    opts = options or ReportOptions()
-    report = progress or (lambda what, done, total: None)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ResultsError("exists and is not a directory; choose another --out", path=str(out))
-    report("reading inputs", 0, 5)
-    inputs = load_inputs(paths)
-    trajectories = [load_trajectory(r.path, r.name) for r in inputs.runs]
-    search = _search_stores(inputs, trajectories, opts.search)
-    tables = paper_tables(inputs.cells, search or ["none"]) if inputs.cells else []
-    report("computing frontier statistics", 1, 5)
-    analysis = analyse(
-        inputs.cells, search=search, reference=opts.reference, pairs=opts.compare, resamples=opts.resamples
-    )
-    notes = list(inputs.notes) + list(analysis.notes)
-
-    (out / "tables").mkdir(parents=True, exist_ok=True)
-    if tables:
-        write_text_atomic(out / "tables" / "main.md", main_table_markdown(tables) + "\n")
-        write_text_atomic(out / "tables" / "main.csv", main_table_csv(tables))
-        write_text_atomic(out / "tables" / "main.html", main_table_html(tables) + "\n")
-
-    report("drawing figures", 2, 5)
+def _draw_figures(out: Path, analysis: Analysis, trajectories: Sequence[Trajectory]) -> dict[str, Path]:
+    """Draw and save every figure (and write the discovery diffs); return figure name -> PNG path."""
     figures: dict[str, Path] = {}
     families = [cv.family for cvs in analysis.curves.values() for cv in cvs]
     colors = family_colors(families)
@@ -188,16 +160,63 @@ def build_report(
         for c in t.candidates:
             if c.diff:
                 write_text_atomic(diffdir / f"{c.id}.diff", c.diff)
+    return figures
 
-    report("replaying cells for the trace viewer", 3, 5)
-    traced: list[TracedCell] = []
+
+def build_report(
+    paths: Sequence[str | Path],
+    out_dir: str | Path,
+    options: ReportOptions | None = None,
+    *,
+    progress: ReportProgress | None = None,
+) -> Report:
+    """Write a report of ``paths`` (eval JSON files, discovery run directories) into ``out_dir``."""
+    opts = options or ReportOptions()
+    report = progress or (lambda what, done, total: None)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ResultsError("exists and is not a directory; choose another --out", path=str(out))
+    report("reading inputs", 0, 5)
+    inputs = load_inputs(paths)
+    trajectories = [load_trajectory(r.path, r.name) for r in inputs.runs]
+    search = _search_stores(inputs, trajectories, opts.search)
+    tables = paper_tables(inputs.cells, search or ["none"]) if inputs.cells else []
+    report("computing frontier statistics", 1, 5)
+    analysis = analyse(
+        inputs.cells, search=search, reference=opts.reference, pairs=opts.compare, resamples=opts.resamples
+    )
+    notes = list(inputs.notes) + list(analysis.notes)
+
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    if tables:
+        write_text_atomic(out / "tables" / "main.md", main_table_markdown(tables) + "\n")
+        write_text_atomic(out / "tables" / "main.csv", main_table_csv(tables))
+        write_text_atomic(out / "tables" / "main.html", main_table_html(tables) + "\n")
+
+    # The trace viewer's cells are replayed and written in a forked child while the
+    # figures are drawn here (the two are independent and each holds the GIL; see _forked).
     _clear_old_traces(out / "traces")
+    tracing: ForkedCall[tuple[list[TracedCell], list[str]]] | None = None
     if opts.stores:
         chosen = _traced_cells(inputs.cells, analysis, opts.trace)
-        traced, trace_notes = write_traces(out / "traces", opts.stores, chosen, progress=progress)
-        notes += trace_notes
+        report("drawing figures; replaying cells for the trace viewer", 2, 5)
+        tracing = ForkedCall(write_traces, out / "traces", opts.stores, chosen)
     elif opts.trace:
         raise ConfigError("--trace needs --store: traces are replayed from the stores that were evaluated")
+    else:
+        report("drawing figures", 2, 5)
+    try:
+        figures = _draw_figures(out, analysis, trajectories)
+    except BaseException:
+        if tracing is not None:
+            tracing.cancel()
+            shutil.rmtree(staging_folder(out / "traces"), ignore_errors=True)
+        raise
+    traced: list[TracedCell] = []
+    if tracing is not None:
+        report("writing the trace viewer", 3, 5)
+        traced, trace_notes = tracing.result()
+        notes += trace_notes
     template = resources.files("autotts.report").joinpath("assets/viewer.html").read_text(encoding="utf-8")
     index_json = json.dumps({"cells": [c.to_dict() for c in traced]}, ensure_ascii=False).replace("</", "<\\/")
     write_text_atomic(out / "viewer.html", template.replace("/*INDEX*/", index_json))

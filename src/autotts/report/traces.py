@@ -30,6 +30,7 @@ import base64
 import gzip
 import json
 import logging
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,6 @@ from typing import Any
 
 import numpy as np
 
-from autotts._atomic import write_text_atomic
 from autotts.controllers.spec import ControllerSpec
 from autotts.engine.traces import CellEvents
 from autotts.env.session import ACTION_NAMES
@@ -46,6 +46,7 @@ from autotts.evaluation.presets import method_label
 from autotts.evaluation.protocols import Protocol
 from autotts.evaluation.results import CellResult, QuestionTrace
 from autotts.evaluation.runner import run_cell
+from autotts.report._jsonints import int_lists_json
 from autotts.report.analysis import KNOB_NAMES, family_of, knob_of, spec_text
 from autotts.store.schema import ReplayStore
 
@@ -122,20 +123,49 @@ def replay_cell(store: ReplayStore, cell: CellResult) -> CellResult:
     return result
 
 
-def _pack(data: Any) -> str:
-    raw = json.dumps(data, separators=(",", ":")).encode("utf-8")
-    return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
+def _pack(text: str) -> str:
+    """A run chunk's JSON text as base64 of its gzip (fixed header: the same chunk gives the same bytes)."""
+    return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")
 
 
-def _episode_codes(traces: Sequence[QuestionTrace], episode: int) -> tuple[list[int], list[list[Any]]]:
-    """One episode's actions as ``branch * 4 + action`` codes, and its notes."""
+def _compact(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+class _Orders:
+    """The JSON text of a run's branch orders, made once per (protocol, branch counts, run).
+
+    Every traced cell of a store replays the same runs, so without this each cell
+    re-encoded the same ~4,000 integers per run; the text is what ``json.dumps`` gives
+    for the list of per-question orders.
+    """
+
+    def __init__(self) -> None:
+        self._text: dict[tuple[Protocol, tuple[int, ...], int], str] = {}
+
+    def text(self, protocol: Protocol, n_branches: tuple[int, ...], run: int) -> str:
+        key = (protocol, n_branches, run)
+        if key not in self._text:
+            self._text[key] = _compact([protocol.order(n, run) for n in n_branches])
+        return self._text[key]
+
+
+def _run_codes(traces: Sequence[QuestionTrace], first: int, count: int) -> tuple[str, str, int]:
+    """The JSON texts of ``count`` episodes' action codes and notes from episode ``first`` on, and the action count.
+
+    Actions are ``branch * 4 + action`` codes. Kernel traces are sliced from their compact
+    code array without building per-event objects.
+    """
     events = getattr(traces, "cell_events", None)
-    if isinstance(events, CellEvents):  # kernel traces: slice the compact codes, build nothing
-        lo, hi = int(events.offsets[episode]), int(events.offsets[episode + 1])
-        return events.codes[lo:hi].tolist(), []
-    trace = traces[episode]
-    codes = [e.branch * 4 + _ACTION_CODE[e.action] for e in trace.events]
-    return codes, [[pos, text] for pos, text in trace.notes]
+    if isinstance(events, CellEvents):
+        bounds = events.offsets[first : first + count + 1]
+        return int_lists_json(events.codes, bounds), "[" + ",".join(["[]"] * count) + "]", int(bounds[-1] - bounds[0])
+    codes, notes = [], []
+    for episode in range(first, first + count):
+        trace = traces[episode]
+        codes.append([e.branch * 4 + _ACTION_CODE[e.action] for e in trace.events])
+        notes.append([[pos, text] for pos, text in trace.notes])
+    return _compact(codes), _compact(notes), sum(len(c) for c in codes)
 
 
 def write_store(out: Path, store_id: str, store: ReplayStore) -> None:
@@ -153,26 +183,35 @@ def write_store(out: Path, store_id: str, store: ReplayStore) -> None:
         for i, q in enumerate(store.replay)
     ]
     data = {"id": store_id, "name": store.name, "questions": questions}
-    write_text_atomic(out / f"{store_id}.js", f"autottsStore({json.dumps(data, separators=(',', ':'))});\n")
+    _write(out / f"{store_id}.js", f"autottsStore({_compact(data)});\n")
 
 
 def write_cell_traces(
-    out: Path, cell_id: str, store_id: str, store: ReplayStore, result: CellResult, protocol: Protocol
+    out: Path,
+    cell_id: str,
+    store_id: str,
+    store: ReplayStore,
+    result: CellResult,
+    protocol: Protocol,
+    orders: _Orders | None = None,
 ) -> TracedCell:
-    """Write one replayed cell's ``meta.js`` and per-run chunks under ``out/cell_id``."""
+    """Write one replayed cell's ``meta.js`` and per-run chunks under ``out/cell_id``.
+
+    Files are written plainly: :func:`write_traces` writes into a folder of its own and
+    moves it into place only once it is complete.
+    """
     folder = out / cell_id
+    folder.mkdir(parents=True, exist_ok=True)
+    orders = orders or _Orders()
+    n_branches = tuple(q.n_branches for q in store.replay)
     nq = result.questions
     total = 0
     for r in range(result.runs):
-        orders, codes, notes = [], [], []
-        for q, question in enumerate(store.replay):
-            c, n = _episode_codes(result.traces, r * nq + q)
-            orders.append(list(protocol.order(question.n_branches, r)))
-            codes.append(c)
-            notes.append(n)
-            total += len(c)
-        chunk = _pack({"orders": orders, "codes": codes, "notes": notes})
-        write_text_atomic(folder / f"run-{r}.js", f"autottsRun({json.dumps(cell_id)},{r},{json.dumps(chunk)});\n")
+        codes, notes, count = _run_codes(result.traces, r * nq, nq)
+        total += count
+        # Byte for byte json.dumps({"orders": ..., "codes": ..., "notes": ...}) with compact separators.
+        chunk = _pack(f'{{"orders":{orders.text(protocol, n_branches, r)},"codes":{codes},"notes":{notes}}}')
+        _write(folder / f"run-{r}.js", f"autottsRun({json.dumps(cell_id)},{r},{json.dumps(chunk)});\n")
     meta = {
         "id": cell_id,
         "store": store_id,
@@ -188,7 +227,7 @@ def write_cell_traces(
         "tokens": result.tokens,
         "events": total,
     }
-    write_text_atomic(folder / "meta.js", f"autottsMeta({json.dumps(meta, separators=(',', ':'))});\n")
+    _write(folder / "meta.js", f"autottsMeta({_compact(meta)});\n")
     return TracedCell(
         cell_id,
         store.name,
@@ -202,6 +241,15 @@ def write_cell_traces(
     )
 
 
+def staging_folder(out: Path) -> Path:
+    """Where :func:`write_traces` writes the traces for ``out`` before renaming them into place."""
+    return out.parent / f".{out.name}.partial"
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
 def write_traces(
     out: Path,
     stores: Sequence[ReplayStore],
@@ -209,7 +257,13 @@ def write_traces(
     *,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[list[TracedCell], list[str]]:
-    """Replay and write the traces of ``cells`` whose store is among ``stores``; return them and notes."""
+    """Replay and write the traces of ``cells`` whose store is among ``stores``; return them and notes.
+
+    ``out`` must not exist yet (or be empty). The files are written into a sibling folder
+    ``.NAME.partial`` that becomes ``out`` in one rename once every file is there: a
+    viewer never sees half a set of traces, and the thousand files of a demo report need
+    no atomic replace (temporary name, fsync, rename) each, which cost more than writing them.
+    """
     by_name = {s.name: s for s in stores}
     notes: list[str] = []
     todo = []
@@ -223,20 +277,32 @@ def write_traces(
         notes.append(f"no --store for {', '.join(unmatched)}: no traces of its cells")
     traced: list[TracedCell] = []
     store_ids: dict[str, str] = {}
-    for k, (cell, store) in enumerate(todo):
-        if progress:
-            progress(f"replaying {cell.label} on {store.name} for traces", k, len(todo))
-        try:
-            result = replay_cell(store, cell)
-        except ResultsError:
-            raise
-        except AutoTTSError as exc:  # e.g. a controller that is not registered here
-            notes.append(f"no traces of {cell.label} on {store.name}: {exc}")
-            continue
-        if store.name not in store_ids:
-            store_ids[store.name] = f"s{len(store_ids)}"
-            write_store(out, store_ids[store.name], store)
-        protocol = _protocol(cell.protocol)
-        traced.append(write_cell_traces(out, f"c{len(traced)}", store_ids[store.name], store, result, protocol))
-        log.info("traced %s on %s: %d events", cell.label, store.name, traced[-1].events)
+    orders = _Orders()
+    staging = staging_folder(out)
+    if staging.exists():  # left by a report that was killed while writing traces
+        shutil.rmtree(staging)
+    try:
+        for k, (cell, store) in enumerate(todo):
+            if progress:
+                progress(f"replaying {cell.label} on {store.name} for traces", k, len(todo))
+            try:
+                result = replay_cell(store, cell)
+            except ResultsError:
+                raise
+            except AutoTTSError as exc:  # e.g. a controller that is not registered here
+                notes.append(f"no traces of {cell.label} on {store.name}: {exc}")
+                continue
+            if store.name not in store_ids:
+                store_ids[store.name] = f"s{len(store_ids)}"
+                staging.mkdir(parents=True, exist_ok=True)
+                write_store(staging, store_ids[store.name], store)
+            protocol = _protocol(cell.protocol)
+            cell_id = f"c{len(traced)}"
+            traced.append(write_cell_traces(staging, cell_id, store_ids[store.name], store, result, protocol, orders))
+            log.info("traced %s on %s: %d events", cell.label, store.name, traced[-1].events)
+        if staging.exists():
+            staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return traced, notes
