@@ -15,14 +15,11 @@ attributes, and a report never depends on the child having worked.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import pickle
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -31,8 +28,9 @@ def _child(conn: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> N
     try:
         try:
             payload = pickle.dumps(fn(*args))
-        except Exception as exc:  # the parent reruns the call and raises it there, exactly
-            log.debug("report child failed: %r", exc)
+        except Exception:  # the parent reruns the call and raises it there, exactly
+            # Nothing is logged here: a console lock held by another thread of the parent
+            # at fork time (a progress bar refreshing) would never be released in the child.
             payload = b""
         conn.send_bytes(payload)
     finally:
