@@ -32,15 +32,18 @@ needs_ext = pytest.mark.skipif(not speedups.ENABLED, reason=f"judged session pat
 
 
 def _compiler() -> str | None:
+    """The C compiler the build hook uses, if it and Python's headers are on this machine."""
     ldshared = sysconfig.get_config_var("LDSHARED")
-    return shutil.which(shlex.split(ldshared)[0]) if ldshared else None
+    if not ldshared or not Path(sysconfig.get_paths()["include"], "Python.h").is_file():
+        return None
+    return shutil.which(shlex.split(ldshared)[0])
 
 
 def test_the_extension_is_built_where_a_compiler_exists() -> None:
     if os.environ.get("AUTOTTS_PURE_PYTHON"):
         pytest.skip("AUTOTTS_PURE_PYTHON is set")
     if _compiler() is None:
-        pytest.skip("no C compiler for this Python: the pure-Python path is expected")
+        pytest.skip("no C compiler or Python headers for this Python: the pure-Python path is expected")
     assert speedups.ENABLED, speedups.describe()
 
 
